@@ -1,0 +1,37 @@
+package main
+
+import (
+	"os"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/tockd/tock/master"
+)
+
+// handleSignal maps one signal to one master action (DESIGN §8).
+func handleSignal(m *master.Master, sig os.Signal, out *reopenable, log hclog.Logger) {
+	log.Info("signal received", "signal", sig.String())
+	var err error
+	switch sig {
+	case syscall.SIGTERM, syscall.SIGINT:
+		m.Stop()
+	case syscall.SIGQUIT:
+		m.Halt()
+	case syscall.SIGUSR1:
+		err = m.PhasedRestart()
+	case syscall.SIGUSR2:
+		err = m.Restart()
+	case syscall.SIGTTIN:
+		err = m.ScaleBy(1)
+	case syscall.SIGTTOU:
+		err = m.ScaleBy(-1)
+	case syscall.SIGHUP:
+		err = out.Reopen()
+		if err == nil {
+			err = m.Reload()
+		}
+	}
+	if err != nil {
+		log.Error("signal not handled", "signal", sig.String(), "error", err)
+	}
+}

@@ -1,0 +1,40 @@
+// Package ipc is the wire protocol between the tock master and its workers,
+// and the status types both sides share.
+//
+// # Transport
+//
+// Each worker is started with one end of a Unix socketpair as fd 3 (see
+// WorkerFD) and the environment variable in EnvWorker set. Master death
+// reaches the worker as EOF on that link; the worker then exits.
+//
+// # Framing
+//
+// Every message is one frame:
+//
+//	u32 big-endian length N | u8 type | N-1 payload bytes
+//
+// N counts the type byte, is at least 1 and at most MaxFrame. A frame that
+// breaks these rules, or whose payload does not decode, is a protocol error:
+// the reader returns an error and the link is closed. Decoding never panics.
+//
+// Frames are coalesced on write: every frame queued while a write is in
+// flight goes out in the next single write, so pipelined client traffic
+// costs one syscall per batch on each side, not one per request.
+//
+// # Handshake
+//
+// The worker speaks first with Hello{Proto, PID, Index, Phase}. The master
+// checks Proto == ProtoVersion and answers Welcome (the worker's settings,
+// its shards and the rule set), or closes the link. The worker opens and
+// replays its shards and answers Ready. Both sides bound the handshake by
+// the boot timeout.
+//
+// # Evolving the protocol
+//
+// Control messages (Hello, Welcome, Status, ...) are JSON objects: a field
+// is added by adding an optional JSON field that older peers ignore. The
+// hot-path messages (Request, Reply) are binary; changing their layout
+// requires bumping ProtoVersion, and a master refuses workers of another
+// version (which a phased restart onto a mismatched binary reports as a
+// boot failure).
+package ipc

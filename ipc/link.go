@@ -1,0 +1,201 @@
+package ipc
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// WorkerFD is the fd number of the link in a worker process (the first of
+// exec.Cmd.ExtraFiles).
+const WorkerFD = 3
+
+// EnvWorker is set in a worker's environment; `tock worker` refuses to run
+// without it (it is started by the master, not by hand).
+const EnvWorker = "TOCK_WORKER_LINK"
+
+// ErrClosed is returned by Send on a closed link.
+var ErrClosed = errors.New("ipc: link closed")
+
+// maxPending bounds the bytes queued for writing; Send blocks beyond it so a
+// stalled peer cannot grow memory without bound.
+const maxPending = 32 << 20
+
+// Link is one end of a master↔worker connection. Send may be called from
+// any goroutine; frames queued while a write is in flight are coalesced into
+// the next single write. Recv must be called from one goroutine only.
+type Link struct {
+	conn net.Conn
+	r    *bufio.Reader
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	pending []byte
+	closed  bool
+	err     error
+	written chan struct{} // closed when the writer goroutine returns
+}
+
+// NewLink wraps conn and starts its writer goroutine.
+func NewLink(conn net.Conn) *Link {
+	l := &Link{conn: conn, r: bufio.NewReaderSize(conn, 256<<10), written: make(chan struct{})}
+	l.cond = sync.NewCond(&l.mu)
+	go l.writeLoop()
+	return l
+}
+
+// Socketpair returns two connected Unix stream sockets: one for the master
+// and one to hand to the worker as an inherited fd.
+func Socketpair() (master, worker *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "ipc-master"), os.NewFile(uintptr(fds[1]), "ipc-worker"), nil
+}
+
+// FileLink makes a Link from a socket file (the file is closed: the Link
+// owns a duplicate).
+func FileLink(f *os.File) (*Link, error) {
+	conn, err := net.FileConn(f)
+	closeErr := f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("link from fd %d: %w", f.Fd(), err)
+	}
+	if closeErr != nil {
+		conn.Close()
+		return nil, fmt.Errorf("close fd after dup: %w", closeErr)
+	}
+	return NewLink(conn), nil
+}
+
+// Send queues one frame.
+func (l *Link) Send(t Type, payload []byte) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.waitRoomLocked(); err != nil {
+		return err
+	}
+	l.pending = AppendFrame(l.pending, t, payload)
+	l.cond.Broadcast()
+	return nil
+}
+
+// SendJSON queues a JSON control message.
+func (l *Link) SendJSON(t Type, v any) error {
+	b, err := EncodeJSON(v)
+	if err != nil {
+		return err
+	}
+	return l.Send(t, b)
+}
+
+// SendRequest queues a Request, encoding it straight into the write buffer.
+func (l *Link) SendRequest(r Request) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.waitRoomLocked(); err != nil {
+		return err
+	}
+	l.pending = appendEncoded(l.pending, TypeRequest, func(b []byte) []byte { return AppendRequest(b, r) })
+	l.cond.Broadcast()
+	return nil
+}
+
+// SendReply queues a Reply, encoding it straight into the write buffer.
+func (l *Link) SendReply(r Reply) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.waitRoomLocked(); err != nil {
+		return err
+	}
+	l.pending = appendEncoded(l.pending, TypeReply, func(b []byte) []byte { return AppendReply(b, r) })
+	l.cond.Broadcast()
+	return nil
+}
+
+// appendEncoded appends a frame whose payload enc writes in place.
+func appendEncoded(dst []byte, t Type, enc func([]byte) []byte) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0, byte(t))
+	dst = enc(dst)
+	n := uint32(len(dst) - start - 4)
+	dst[start], dst[start+1], dst[start+2], dst[start+3] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	return dst
+}
+
+func (l *Link) waitRoomLocked() error {
+	for !l.closed && len(l.pending) > maxPending {
+		l.cond.Wait()
+	}
+	if l.closed {
+		if l.err != nil {
+			return fmt.Errorf("%w: %v", ErrClosed, l.err)
+		}
+		return ErrClosed
+	}
+	return nil
+}
+
+func (l *Link) writeLoop() {
+	defer close(l.written)
+	var buf []byte
+	for {
+		l.mu.Lock()
+		for len(l.pending) == 0 && !l.closed {
+			l.cond.Wait()
+		}
+		if len(l.pending) == 0 {
+			l.mu.Unlock()
+			return
+		}
+		buf, l.pending = l.pending, buf[:0]
+		l.cond.Broadcast() // room for blocked senders
+		l.mu.Unlock()
+		if _, err := l.conn.Write(buf); err != nil {
+			l.fail(err)
+			return
+		}
+		if cap(buf) > 4<<20 {
+			buf = nil // don't pin a burst's buffer forever
+		}
+	}
+}
+
+func (l *Link) fail(err error) {
+	l.mu.Lock()
+	if !l.closed {
+		l.closed, l.err = true, err
+	}
+	l.pending = nil
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	l.conn.Close()
+}
+
+// Recv reads the next frame. Any error means the link is unusable.
+func (l *Link) Recv() (Frame, error) {
+	return ReadFrame(l.r)
+}
+
+// Close writes what is queued, then closes the connection. Safe to call
+// more than once and concurrently with Send.
+func (l *Link) Close() error {
+	l.mu.Lock()
+	l.closed = true
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	<-l.written
+	return l.conn.Close()
+}
+
+// Abort closes the connection at once, dropping queued frames; a blocked
+// Recv returns.
+func (l *Link) Abort() {
+	l.fail(ErrClosed)
+}

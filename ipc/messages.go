@@ -1,0 +1,167 @@
+package ipc
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/tockd/tock/store"
+)
+
+// Hello is the worker's first frame.
+type Hello struct {
+	Proto   int    `json:"proto"`
+	Version string `json:"version"`
+	PID     int    `json:"pid"`
+	Index   int    `json:"index"`
+	Phase   int    `json:"phase"`
+}
+
+// Settings is what a worker needs to know of the cluster configuration.
+type Settings struct {
+	DataDir             string   `json:"data_dir"`
+	Persistence         string   `json:"persistence"`
+	Fsync               string   `json:"fsync"`
+	Framerate           int      `json:"framerate"`
+	CompressionInterval int      `json:"compression_interval"` // seconds, 0 = size-triggered only
+	NumShards           int      `json:"num_shards"`
+	CheckIntervalNs     int64    `json:"check_interval_ns"`
+	MaxInflight         int      `json:"max_inflight"`
+	ExecutionTimeoutNs  int64    `json:"execution_timeout_ns"`
+	ShellPath           string   `json:"shell_path"`
+	ShellArgs           []string `json:"shell_args"`
+	AuthEnabled         bool     `json:"auth_enabled"`
+	TLSEnabled          bool     `json:"tls_enabled"`
+}
+
+// Welcome answers Hello: the worker's settings, shards and the rule set.
+type Welcome struct {
+	Index    int          `json:"index"`
+	Phase    int          `json:"phase"`
+	Settings Settings     `json:"settings"`
+	Shards   []int        `json:"shards"`
+	Running  []RunningJob `json:"running,omitempty"`
+	Rules    Rules        `json:"rules"`
+}
+
+// RunningJob is an execution still running in another (draining) worker;
+// the new owner of its shard must not start it again and records its outcome
+// when it arrives as an Outcome message.
+type RunningJob struct {
+	Shard     int    `json:"shard"`
+	JobID     string `json:"job_id"`
+	Execution int64  `json:"execution"`
+}
+
+// Ready reports that the listed shards are open and replayed. A non-empty
+// Error means opening failed; ShardErrors names the failing shards.
+type Ready struct {
+	Shards      []int          `json:"shards"`
+	Error       string         `json:"error,omitempty"`
+	ShardErrors map[int]string `json:"shard_errors,omitempty"`
+}
+
+// Rules is the whole rule set at Version.
+type Rules struct {
+	Version uint64       `json:"version"`
+	Rules   []store.Rule `json:"rules"`
+}
+
+// RulesAck confirms a rule set has been applied.
+type RulesAck struct {
+	Version uint64 `json:"version"`
+}
+
+// Acquire asks a worker to open and replay shards; it answers Ready.
+type Acquire struct {
+	Shards  []int        `json:"shards"`
+	Running []RunningJob `json:"running,omitempty"`
+}
+
+// Release asks a worker to answer what it has, flush and close shards; it
+// answers Released. Requests for released shards get KindNotOwned.
+type Release struct {
+	Shards []int `json:"shards"`
+}
+
+// Released confirms a Release. Running lists executions of those shards still
+// running in this worker; their outcomes follow as Outcome messages.
+type Released struct {
+	Shards  []int        `json:"shards"`
+	Running []RunningJob `json:"running,omitempty"`
+	Error   string       `json:"error,omitempty"`
+}
+
+// Shutdown asks a worker to stop: finish executions for up to TimeoutNs,
+// flush, and exit.
+type Shutdown struct {
+	TimeoutNs int64 `json:"timeout_ns"`
+}
+
+// Call is a control query answered by CallReply with the same ID.
+type Call struct {
+	ID     uint64 `json:"id"`
+	Method string `json:"method"` // "gc-stats", "backtraces", "compact"
+}
+
+// CallReply answers a Call.
+type CallReply struct {
+	ID     uint64          `json:"id"`
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  string          `json:"error,omitempty"`
+}
+
+// Outcome carries an execution result between workers through the master
+// (old owner → master → new owner during a handoff).
+type Outcome struct {
+	Shard     int           `json:"shard"`
+	JobID     string        `json:"job_id"`
+	Execution int64         `json:"execution"`
+	Outcome   store.Outcome `json:"outcome"`
+}
+
+// Status is a worker's last_status, sent as its heartbeat. Field names are
+// those of the stats tree (DESIGN §9).
+type Status struct {
+	// UptimeNs is the time since the worker process started.
+	UptimeNs int64 `json:"uptime_ns"`
+	// JobsTotal .. JobsFailed count the jobs of the worker's shards by status.
+	JobsTotal     int64 `json:"jobs_total"`
+	JobsPlanned   int64 `json:"jobs_planned"`
+	JobsTriggered int64 `json:"jobs_triggered"`
+	JobsExecuted  int64 `json:"jobs_executed"`
+	JobsFailed    int64 `json:"jobs_failed"`
+	// ExecutionsPending are triggered executions waiting for a free slot.
+	ExecutionsPending int64 `json:"executions_pending"`
+	// ExecutionsInflight are executions running now.
+	ExecutionsInflight int64 `json:"executions_inflight"`
+	// Persistence is "logfile" or "memory".
+	Persistence string `json:"persistence"`
+	// Compression is the worst compaction state of the worker's shards:
+	// idle, running, success or failure.
+	Compression string `json:"compression"`
+	// Framerate is the scheduler's ticks per second.
+	Framerate int `json:"framerate"`
+	// RequestsCount is the number of requests the worker has answered.
+	RequestsCount int64 `json:"requests_count"`
+	// RSSBytes is the worker's resident set size.
+	RSSBytes int64 `json:"rss_bytes"`
+	// ShardErrors maps a shard that could not be opened to the reason.
+	ShardErrors map[string]string `json:"shard_errors,omitempty"`
+}
+
+// EncodeJSON marshals a control message.
+func EncodeJSON(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("ipc: encode %T: %w", v, err)
+	}
+	return b, nil
+}
+
+// DecodeJSON unmarshals a control message payload into v.
+func DecodeJSON(p []byte, v any) error {
+	if err := json.Unmarshal(p, v); err != nil {
+		return fmt.Errorf("ipc: decode %T: %w", v, err)
+	}
+	return nil
+}

@@ -1,0 +1,228 @@
+package master
+
+import (
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tockd/tock/ipc"
+	"github.com/tockd/tock/protocol"
+	"github.com/tockd/tock/store"
+)
+
+// session is one connection's protocol state.
+type session struct {
+	m *Master
+}
+
+// dispatch parses one line and arranges for c to be finished with its reply.
+func (s *session) dispatch(c *call, line []byte) {
+	cmd, perr := protocol.Parse(line)
+	if perr != nil {
+		c.finish(protocol.AppendError(nil, perr.RID, perr.Reason))
+		return
+	}
+	m := s.m
+	switch cmd.Op {
+	case protocol.OpSet:
+		m.routeJob(c, cmd, ipc.Request{Op: ipc.OpSet, Key: cmd.ID, Execution: cmd.Execution})
+	case protocol.OpGet:
+		m.routeJob(c, cmd, ipc.Request{Op: ipc.OpGet, Key: cmd.ID})
+	case protocol.OpRemove:
+		m.routeJob(c, cmd, ipc.Request{Op: ipc.OpRemove, Key: cmd.ID})
+	case protocol.OpQuery:
+		m.query(c, cmd)
+	case protocol.OpStat:
+		m.stat(c, cmd)
+	case protocol.OpListRules:
+		var out []byte
+		for _, r := range m.rules.list("") {
+			out = protocol.AppendRuleLine(out, cmd.RID, r)
+		}
+		c.finish(protocol.AppendOK(out, cmd.RID))
+	case protocol.OpRuleSet:
+		go m.changeRule(c, cmd, store.Record{Type: store.RecordRule, Rule: cmd.Rule})
+	case protocol.OpRemoveRule:
+		go m.changeRule(c, cmd, store.Record{Type: store.RecordRuleRemoval, ID: cmd.ID})
+	case protocol.OpAuth:
+		// Authentication is off unless an auth file is configured.
+		c.finish(protocol.AppendOK(nil, cmd.RID))
+	default:
+		c.finish(protocol.AppendError(nil, cmd.RID, "unknown command"))
+	}
+}
+
+// routeJob sends a single-job command to its shard's owner.
+func (m *Master) routeJob(c *call, cmd protocol.Command, req ipc.Request) {
+	req.Shard = ShardOf(req.Key, m.cfg.Cluster.Shards)
+	rid := cmd.RID
+	m.router.Route(&pending{req: req, deliver: func(r ipc.Reply) {
+		switch r.Kind {
+		case ipc.KindError:
+			c.finish(protocol.AppendError(nil, rid, r.Err))
+		case ipc.KindJob:
+			c.finish(protocol.AppendGet(nil, rid, r.Status, r.Execution))
+		default:
+			c.finish(protocol.AppendOK(nil, rid))
+		}
+	}})
+}
+
+// query fans QUERY out to every shard (so a shard in handoff is waited for,
+// not skipped) and merges the lines, sorted by job id.
+func (m *Master) query(c *call, cmd protocol.Command) {
+	n := m.cfg.Cluster.Shards
+	var mu sync.Mutex
+	var jobs []ipc.JobLine
+	var errText string
+	left := n
+	rid := cmd.RID
+	for s := 0; s < n; s++ {
+		m.router.Route(&pending{req: ipc.Request{Op: ipc.OpQuery, Shard: s, Key: cmd.Prefix}, deliver: func(r ipc.Reply) {
+			mu.Lock()
+			defer mu.Unlock()
+			if r.Kind == ipc.KindError && errText == "" {
+				errText = r.Err
+			}
+			jobs = append(jobs, r.Jobs...)
+			left--
+			if left > 0 {
+				return
+			}
+			if errText != "" {
+				c.finish(protocol.AppendError(nil, rid, errText))
+				return
+			}
+			sort.Slice(jobs, func(i, j int) bool { return jobs[i].ID < jobs[j].ID })
+			var out []byte
+			for _, j := range jobs {
+				out = protocol.AppendQueryLine(out, rid, j.ID, j.Status, j.Execution)
+			}
+			c.finish(protocol.AppendOK(out, rid))
+		}})
+	}
+}
+
+// stat sums every worker's figures into ztick's 15 STAT lines.
+func (m *Master) stat(c *call, cmd protocol.Command) {
+	procs := m.workerProcs()
+	var mu sync.Mutex
+	var sum ipc.Stat
+	sum.Compression = "idle"
+	left := len(procs)
+	rid := cmd.RID
+	finish := func() {
+		var out []byte
+		line := func(k string, v int64) { out = protocol.AppendStatLine(out, rid, k, strconv.FormatInt(v, 10)) }
+		line("uptime_ns", time.Since(m.started).Nanoseconds())
+		line("connections", m.connections.Load())
+		line("jobs_total", sum.JobsTotal)
+		line("jobs_planned", sum.JobsPlanned)
+		line("jobs_triggered", sum.JobsTriggered)
+		line("jobs_executed", sum.JobsExecuted)
+		line("jobs_failed", sum.JobsFailed)
+		line("rules_total", int64(m.rules.count()))
+		line("executions_pending", sum.ExecutionsPending)
+		line("executions_inflight", sum.ExecutionsInflight)
+		out = protocol.AppendStatLine(out, rid, "persistence", m.cfg.Database.Persistence)
+		out = protocol.AppendStatLine(out, rid, "compression", sum.Compression)
+		line("auth_enabled", boolInt(m.cfg.Controller.AuthFile != ""))
+		line("tls_enabled", boolInt(m.cfg.Controller.TLSCert != ""))
+		line("framerate", int64(m.cfg.Database.Framerate))
+		c.finish(protocol.AppendOK(out, rid))
+	}
+	if left == 0 {
+		finish()
+		return
+	}
+	for _, p := range procs {
+		m.router.SendTo(p, &pending{req: ipc.Request{Op: ipc.OpStat, Shard: ipc.AllShards}, deliver: func(r ipc.Reply) {
+			mu.Lock()
+			defer mu.Unlock()
+			st := r.Stat
+			sum.JobsTotal += st.JobsTotal
+			sum.JobsPlanned += st.JobsPlanned
+			sum.JobsTriggered += st.JobsTriggered
+			sum.JobsExecuted += st.JobsExecuted
+			sum.JobsFailed += st.JobsFailed
+			sum.ExecutionsPending += st.ExecutionsPending
+			sum.ExecutionsInflight += st.ExecutionsInflight
+			if st.Compression != "" {
+				sum.Compression = worseCompression(sum.Compression, st.Compression)
+			}
+			left--
+			if left == 0 {
+				finish()
+			}
+		}})
+	}
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// worseCompression orders compaction states: failure > running > success > idle.
+func worseCompression(a, b string) string {
+	rank := map[string]int{"idle": 0, "success": 1, "running": 2, "failure": 3}
+	if rank[b] > rank[a] {
+		return b
+	}
+	return a
+}
+
+// changeRule runs a RULE SET or REMOVERULE: durable, then applied by every
+// booted worker, then OK.
+func (m *Master) changeRule(c *call, cmd protocol.Command, rec store.Record) {
+	err := m.rules.change(rec, m.welcomedProcs)
+	if err != nil {
+		c.finish(protocol.AppendError(nil, cmd.RID, err.Error()))
+		return
+	}
+	c.finish(protocol.AppendOK(nil, cmd.RID))
+}
+
+// workerProcs are the booted workers that own shards (STAT fan-out).
+func (m *Master) workerProcs() []*proc {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*proc
+	for _, s := range m.slots {
+		if s.cur != nil && s.cur.isBooted() {
+			out = append(out, s.cur)
+		}
+	}
+	return out
+}
+
+// welcomedProcs are every live worker that holds the rule set, draining and
+// booting ones included.
+func (m *Master) welcomedProcs() []*proc {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*proc
+	add := func(p *proc) {
+		p.mu.Lock()
+		ok := p.welcomed && !p.dead
+		p.mu.Unlock()
+		if ok {
+			out = append(out, p)
+		}
+	}
+	for _, s := range m.slots {
+		if s.cur != nil {
+			add(s.cur)
+		}
+		for _, p := range s.old {
+			add(p)
+		}
+	}
+	for _, p := range m.booting {
+		add(p)
+	}
+	return out
+}

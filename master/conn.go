@@ -1,0 +1,244 @@
+package master
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/tockd/tock/protocol"
+)
+
+// maxPipelined bounds the requests of one connection waiting for their
+// replies; a client that pipelines more is simply not read until replies
+// drain (backpressure instead of unbounded memory).
+const maxPipelined = 4096
+
+// call is one request line's reply slot. Replies are written in the order
+// calls were read, whatever order workers answer in.
+type call struct {
+	out  []byte
+	done chan struct{}
+}
+
+func newCall() *call { return &call{done: make(chan struct{})} }
+
+// finish sets the reply bytes; called exactly once.
+func (c *call) finish(out []byte) {
+	c.out = out
+	close(c.done)
+}
+
+// clientConn is one client connection.
+type clientConn struct {
+	id      uint64
+	conn    net.Conn
+	remote  string
+	started time.Time
+	calls   chan *call
+	quit    chan struct{} // closed to stop reading (graceful stop)
+	once    sync.Once
+}
+
+func (m *Master) acceptLoop() {
+	defer m.wg.Done()
+	for {
+		c, err := m.listener.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || m.acceptStopped.Load() {
+				return
+			}
+			m.log.Warn("accept", "error", err)
+			select {
+			case <-time.After(50 * time.Millisecond): // EMFILE and friends: don't spin
+			case <-m.stopCh:
+				return
+			}
+			continue
+		}
+		if int(m.connections.Load()) >= m.cfg.Controller.MaxConnections {
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			io.WriteString(c, "ERROR too many connections\n")
+			c.Close()
+			continue
+		}
+		m.connections.Add(1)
+		cc := &clientConn{conn: c, remote: c.RemoteAddr().String(), started: time.Now(),
+			calls: make(chan *call, maxPipelined), quit: make(chan struct{})}
+		m.conns.add(cc)
+		go m.serveConn(cc)
+	}
+}
+
+// stopAccepting ends the accept loop but leaves the socket open (for a
+// restart: connections wait in the backlog for the next master).
+func (m *Master) stopAccepting() {
+	m.acceptStopped.Store(true)
+	if tl, ok := m.listener.(interface{ SetDeadline(time.Time) error }); ok {
+		if err := tl.SetDeadline(time.Now()); err != nil {
+			m.log.Warn("stop accepting", "error", err)
+		}
+	}
+}
+
+// serveConn reads and dispatches lines; its writer writes the replies in
+// order and flushes whenever it would otherwise wait.
+func (m *Master) serveConn(cc *clientConn) {
+	defer m.connections.Add(-1)
+	defer m.conns.remove(cc)
+	m.log.Debug("client connected", "remote", cc.remote)
+	if m.tls != nil {
+		tc := tls.Server(cc.conn, m.tls)
+		tc.SetDeadline(time.Now().Add(5 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			m.log.Debug("tls handshake failed", "remote", cc.remote, "error", err)
+			cc.conn.Close()
+			return
+		}
+		tc.SetDeadline(time.Time{})
+		cc.conn = tc
+	}
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		m.writeReplies(cc)
+	}()
+	m.readRequests(cc)
+	close(cc.calls)
+	<-writerDone
+	cc.conn.Close()
+	m.log.Debug("client disconnected", "remote", cc.remote)
+}
+
+func (m *Master) readRequests(cc *clientConn) {
+	r := protocol.NewReader(cc.conn, m.cfg.Controller.MaxLineBytes)
+	s := &session{m: m}
+	for {
+		line, err := r.ReadLine()
+		if errors.Is(err, protocol.ErrLineTooLong) {
+			c := newCall()
+			cc.calls <- c
+			c.finish(protocol.AppendError(nil, "", "line too long"))
+			continue
+		}
+		if err != nil {
+			return
+		}
+		c := newCall()
+		select {
+		case cc.calls <- c:
+		case <-cc.quit:
+			return
+		}
+		m.requests.Add(1)
+		s.dispatch(c, line)
+		select {
+		case <-cc.quit:
+			return
+		default:
+		}
+	}
+}
+
+func (m *Master) writeReplies(cc *clientConn) {
+	w := bufio.NewWriterSize(cc.conn, 32<<10)
+	broken := false
+	for c := range cc.calls {
+		select {
+		case <-c.done:
+		default:
+			// The next reply is not ready: push out what we have first.
+			if !broken && w.Buffered() > 0 && w.Flush() != nil {
+				broken = true
+			}
+			<-c.done
+		}
+		if broken {
+			continue // keep draining so the reader never blocks
+		}
+		if _, err := w.Write(c.out); err != nil {
+			broken = true
+			continue
+		}
+		if len(cc.calls) == 0 && w.Flush() != nil {
+			broken = true
+		}
+	}
+	if !broken {
+		w.Flush()
+	}
+	if broken {
+		cc.conn.Close() // unblock the reader
+	}
+}
+
+// connTable tracks open client connections.
+type connTable struct {
+	mu    sync.Mutex
+	conns map[*clientConn]struct{}
+	empty *sync.Cond
+	next  uint64
+}
+
+func (t *connTable) init() {
+	t.conns = map[*clientConn]struct{}{}
+	t.empty = sync.NewCond(&t.mu)
+}
+
+func (t *connTable) add(cc *clientConn) {
+	t.mu.Lock()
+	t.next++
+	cc.id = t.next
+	t.conns[cc] = struct{}{}
+	t.mu.Unlock()
+}
+
+func (t *connTable) remove(cc *clientConn) {
+	t.mu.Lock()
+	delete(t.conns, cc)
+	if len(t.conns) == 0 {
+		t.empty.Broadcast()
+	}
+	t.mu.Unlock()
+}
+
+// closeReads stops every connection from reading more requests; their
+// in-flight replies are still written, then they close.
+func (t *connTable) closeReads() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for cc := range t.conns {
+		cc.once.Do(func() { close(cc.quit) })
+		// Wake a reader blocked in Read; it sees quit and stops.
+		cc.conn.SetReadDeadline(time.Now())
+	}
+}
+
+// wait waits until every connection has closed, or d.
+func (t *connTable) wait(d time.Duration) {
+	timer := time.AfterFunc(d, func() { t.mu.Lock(); t.empty.Broadcast(); t.mu.Unlock() })
+	defer timer.Stop()
+	deadline := time.Now().Add(d)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for len(t.conns) > 0 && time.Now().Before(deadline) {
+		t.empty.Wait()
+	}
+}
+
+func (t *connTable) closeAll() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for cc := range t.conns {
+		cc.conn.Close()
+	}
+}
+
+func (t *connTable) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.conns)
+}

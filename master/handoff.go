@@ -1,0 +1,172 @@
+package master
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/tockd/tock/ipc"
+)
+
+// restartState is the phased restart in progress or the last one's result.
+type restartState struct {
+	inProgress bool
+	startedAt  time.Time
+	lastError  string
+}
+
+// ErrRestartInProgress is returned when a phased restart or a scale is
+// asked for while one runs.
+var ErrRestartInProgress = errors.New("a phased restart or scaling is already in progress")
+
+// PhasedRestart starts a phased restart in the background: phase += 1, and
+// worker by worker a new process from the binary on disk takes over the old
+// one's shards. It returns at once.
+func (m *Master) PhasedRestart() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.restart.inProgress {
+		return ErrRestartInProgress
+	}
+	if m.stopping {
+		return errors.New("stopping")
+	}
+	m.phase++
+	m.restart = restartState{inProgress: true, startedAt: time.Now()}
+	go m.phasedRestart(m.phase)
+	return nil
+}
+
+func (m *Master) phasedRestart(phase int) {
+	m.log.Info("phased restart started", "phase", phase)
+	err := m.rollOut(phase)
+	m.mu.Lock()
+	m.restart.inProgress = false
+	if err != nil {
+		m.restart.lastError = err.Error()
+	} else {
+		m.restart.lastError = ""
+	}
+	m.mu.Unlock()
+	if err != nil {
+		m.log.Error("phased restart aborted; the remaining workers keep serving", "phase", phase, "error", err)
+		return
+	}
+	m.log.Info("phased restart done", "phase", phase)
+}
+
+func (m *Master) rollOut(phase int) error {
+	m.mu.Lock()
+	n := len(m.slots)
+	m.mu.Unlock()
+	for i := 0; i < n; i++ {
+		if err := m.replaceSlot(i, phase); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// replaceSlot boots a new worker for slot i and hands it the old one's
+// shards; the old one then drains and exits in the background.
+func (m *Master) replaceSlot(i, phase int) error {
+	np, err := m.bootSpare(i, phase)
+	if err != nil {
+		return fmt.Errorf("worker %d of phase %d failed to boot: %w", i, phase, err)
+	}
+	m.mu.Lock()
+	if i >= len(m.slots) || m.stopping {
+		m.mu.Unlock()
+		m.retire(np, 0)
+		return errors.New("cluster changed during the restart")
+	}
+	s := m.slots[i]
+	old, shards := s.cur, slices.Clone(s.shards)
+	s.cur = np
+	if old != nil {
+		old.mu.Lock()
+		old.draining = true
+		old.mu.Unlock()
+		s.old = append(s.old, old)
+	}
+	m.mu.Unlock()
+	m.watch(np)
+	if err := m.handoff(old, np, shards); err != nil {
+		return fmt.Errorf("hand off worker %d: %w", i, err)
+	}
+	if old != nil {
+		go func() {
+			m.retire(old, m.cfg.Cluster.WorkerShutdownTimeout.Duration)
+			m.mu.Lock()
+			s.old = slices.DeleteFunc(s.old, func(p *proc) bool { return p == old })
+			m.mu.Unlock()
+		}()
+	}
+	return nil
+}
+
+// bootSpare starts a worker that owns no shards yet.
+func (m *Master) bootSpare(i, phase int) (*proc, error) {
+	return m.startWorker(i, phase, nil, nil)
+}
+
+// handoff moves shards from one worker to another without losing or
+// failing a request: hold the shards' requests, let the old owner answer
+// what it has and release, let the new owner replay, then release the held
+// requests to it. from may be nil (a dead worker: the shards are on disk).
+func (m *Master) handoff(from, to *proc, shards []int) error {
+	if len(shards) == 0 {
+		return nil
+	}
+	timeout := m.cfg.Cluster.WorkerBootTimeout.Duration
+	m.router.SetOwner(shards, nil)
+	var running []ipc.RunningJob
+	if from != nil {
+		rel, err := request(from, ipc.TypeRelease, ipc.Release{Shards: shards}, from.released, timeout)
+		if err != nil {
+			// A dead old owner has released everything it had.
+			from.log.Warn("old owner did not release cleanly; continuing from disk", "error", err)
+		} else {
+			running = rel.Running
+		}
+		from.mu.Lock()
+		from.shards = slices.DeleteFunc(from.shards, func(s int) bool { return slices.Contains(shards, s) })
+		from.mu.Unlock()
+	}
+	ready, err := request(to, ipc.TypeAcquire, ipc.Acquire{Shards: shards, Running: running}, to.ready, timeout)
+	if err != nil {
+		return err
+	}
+	if ready.Error != "" {
+		return fmt.Errorf("new owner cannot open shards: %s", ready.Error)
+	}
+	to.mu.Lock()
+	for _, s := range shards {
+		if !slices.Contains(to.shards, s) {
+			to.shards = append(to.shards, s)
+		}
+	}
+	slices.Sort(to.shards)
+	to.mu.Unlock()
+	m.router.SetOwner(shards, to)
+	return nil
+}
+
+// request sends a control message and waits for its answer on ch.
+func request[T any](p *proc, t ipc.Type, msg any, ch chan T, timeout time.Duration) (T, error) {
+	var zero T
+	if err := p.link.SendJSON(t, msg); err != nil {
+		return zero, err
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case v := <-ch:
+		return v, nil
+	case <-p.linkDone:
+		return zero, errors.New("worker exited")
+	case <-timer.C:
+		return zero, fmt.Errorf("no answer to %s within %s", t, timeout)
+	}
+}

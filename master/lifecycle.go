@@ -1,0 +1,102 @@
+package master
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// EnvListenFD names the inherited fd of the client listener in a master
+// started by a restart (SIGUSR2).
+const EnvListenFD = "TOCK_LISTEN_FD"
+
+// ErrRestart is returned by Run after a graceful stop asked for by Restart:
+// the caller re-executes the binary with ListenerFile's fd inherited.
+var ErrRestart = errors.New("restart requested")
+
+// ErrHalted is returned by Run after Halt.
+var ErrHalted = errors.New("halted")
+
+// Halt stops at once: workers are killed, nothing is drained. Acknowledged
+// writes are already durable, so nothing acknowledged is lost.
+func (m *Master) Halt() {
+	m.mu.Lock()
+	m.stopping = true
+	m.halted = true
+	var all []*proc
+	for _, s := range m.slots {
+		if s.cur != nil {
+			all = append(all, s.cur)
+		}
+		all = append(all, s.old...)
+	}
+	all = append(all, m.booting...)
+	m.mu.Unlock()
+	for _, p := range all {
+		p.kill()
+	}
+	m.Stop()
+}
+
+// Restart stops the cluster gracefully but keeps the listening socket
+// open, so Run's caller can re-execute the master on it: no connection is
+// refused meanwhile; open ones are closed after their in-flight replies.
+func (m *Master) Restart() error {
+	m.mu.Lock()
+	if m.stopping {
+		m.mu.Unlock()
+		return errors.New("stopping")
+	}
+	m.restarting = true
+	m.mu.Unlock()
+	m.Stop()
+	return nil
+}
+
+// Reload re-reads what SIGHUP reloads besides the log file.
+func (m *Master) Reload() error {
+	m.log.Info("reload: nothing to reload without an auth file")
+	return nil
+}
+
+// ListenerFile returns a duplicate of the client listener's socket without
+// close-on-exec, for a re-executed master to inherit.
+func (m *Master) ListenerFile() (*os.File, error) {
+	tl, ok := m.listener.(*net.TCPListener)
+	if !ok {
+		return nil, errors.New("listener is not TCP")
+	}
+	f, err := tl.File()
+	if err != nil {
+		return nil, fmt.Errorf("dup listener: %w", err)
+	}
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_SETFD, 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("clear close-on-exec: %w", err)
+	}
+	return f, nil
+}
+
+// InheritedListener returns the listener passed by a restarting master, or
+// nil when there is none.
+func InheritedListener() (net.Listener, error) {
+	v := os.Getenv(EnvListenFD)
+	if v == "" {
+		return nil, nil
+	}
+	os.Unsetenv(EnvListenFD)
+	var fd int
+	if _, err := fmt.Sscanf(v, "%d", &fd); err != nil || fd < 3 {
+		return nil, fmt.Errorf("bad %s=%q", EnvListenFD, v)
+	}
+	f := os.NewFile(uintptr(fd), "listener")
+	ln, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("inherited listener: %w", err)
+	}
+	return ln, nil
+}

@@ -1,0 +1,238 @@
+package master
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/tockd/tock/config"
+	"github.com/tockd/tock/ipc"
+)
+
+// Version is set by cmd/tock.
+var Version = "dev"
+
+// maxHeldPerShard bounds the requests waiting for an unavailable shard.
+const maxHeldPerShard = 100000
+
+// Options are the master's inputs besides the configuration.
+type Options struct {
+	// Exe is the binary workers are started from (re-read at every start,
+	// so a phased restart picks up a newly deployed binary).
+	Exe string
+	// WorkerArgs are extra arguments for `tock worker` (log settings).
+	WorkerArgs []string
+	// Listener, when set, is used instead of binding Controller.Listen
+	// (inherited across a master restart).
+	Listener net.Listener
+}
+
+// Master is the running master process.
+type Master struct {
+	cfg  config.Config
+	opts Options
+	log  hclog.Logger
+
+	router *Router
+	rules  *ruleSet
+	tls    *tls.Config
+
+	listener net.Listener
+	started  time.Time
+
+	mu         sync.Mutex
+	slots      []*slot
+	booting    []*proc // started, not yet in a slot
+	phase      int
+	stopping   bool
+	halted     bool
+	restarting bool
+	restart    restartState
+
+	conns         connTable
+	requests      atomic.Int64
+	acceptStopped atomic.Bool
+	connections   atomic.Int64
+
+	stopOnce sync.Once
+	stopCh   chan struct{}
+	done     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// slot is one worker index: its current process and restart history.
+type slot struct {
+	index    int
+	cur      *proc
+	shards   []int
+	restarts int
+	failures int // consecutive failed boots/crashes, for backoff
+	old      []*proc
+}
+
+// New prepares a master: validates the data dir and loads the rule set. It
+// starts nothing.
+func New(cfg config.Config, opts Options, log hclog.Logger) (*Master, error) {
+	m := &Master{
+		cfg: cfg, opts: opts, log: log, started: time.Now(),
+		router: NewRouter(cfg.Cluster.Shards, maxHeldPerShard, cfg.Cluster.WorkerBootTimeout.Duration),
+		stopCh: make(chan struct{}), done: make(chan struct{}),
+	}
+	m.conns.init()
+	if cfg.Database.Persistence != config.PersistenceMemory {
+		dir := cfg.Database.DataDir
+		if err := os.MkdirAll(filepath.Join(dir, "shards"), 0o755); err != nil {
+			return nil, fmt.Errorf("create data dir: %w", err)
+		}
+		if err := checkManifest(dir, cfg.Cluster.Shards); err != nil {
+			return nil, err
+		}
+	}
+	rules, err := openRuleSet(cfg, log.Named("rules"))
+	if err != nil {
+		return nil, err
+	}
+	m.rules = rules
+	if cfg.Controller.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.Controller.TLSCert, cfg.Controller.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("load tls certificate: %w", err)
+		}
+		m.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return m, nil
+}
+
+// Addr is the client listener's address (after Start).
+func (m *Master) Addr() net.Addr { return m.listener.Addr() }
+
+// Run starts the workers and the listener and serves until ctx is done or
+// Stop is called; it then stops the cluster gracefully.
+func (m *Master) Run(ctx context.Context) error {
+	defer close(m.done)
+	if err := m.listen(); err != nil {
+		return err
+	}
+	if err := m.writePID(); err != nil {
+		return err
+	}
+	if err := m.bootWorkers(); err != nil {
+		m.listener.Close()
+		m.stopWorkers(0)
+		return err
+	}
+	m.wg.Add(2)
+	go m.acceptLoop()
+	go m.housekeeping()
+	m.log.Info("tock is ready", "listen", m.listener.Addr().String(), "workers", len(m.slots),
+		"shards", m.cfg.Cluster.Shards, "data_dir", m.cfg.Database.DataDir, "persistence", m.cfg.Database.Persistence)
+	select {
+	case <-ctx.Done():
+	case <-m.stopCh:
+	}
+	m.mu.Lock()
+	halted, restarting := m.halted, m.restarting
+	m.mu.Unlock()
+	if halted {
+		m.log.Info("halted")
+		return ErrHalted
+	}
+	m.shutdown(restarting)
+	if restarting {
+		return ErrRestart
+	}
+	return nil
+}
+
+// Stop asks Run to stop gracefully.
+func (m *Master) Stop() { m.stopOnce.Do(func() { close(m.stopCh) }) }
+
+// Done is closed when Run has returned.
+func (m *Master) Done() <-chan struct{} { return m.done }
+
+func (m *Master) listen() error {
+	if m.opts.Listener != nil {
+		m.listener = m.opts.Listener
+		return nil
+	}
+	ln, err := net.Listen("tcp", m.cfg.Controller.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", m.cfg.Controller.Listen, err)
+	}
+	m.listener = ln
+	return nil
+}
+
+func (m *Master) writePID() error {
+	if m.cfg.Database.Persistence == config.PersistenceMemory {
+		return nil
+	}
+	path := filepath.Join(m.cfg.Database.DataDir, "tock.pid")
+	if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return fmt.Errorf("write pid file: %w", err)
+	}
+	return nil
+}
+
+// shutdown: stop accepting, answer what is in flight, drain the workers.
+func (m *Master) shutdown(keepListener bool) {
+	m.mu.Lock()
+	m.stopping = true
+	m.mu.Unlock()
+	m.log.Info("stopping: no new connections, draining")
+	if keepListener {
+		m.stopAccepting()
+	} else if err := m.listener.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		m.log.Warn("close listener", "error", err)
+	}
+	m.conns.closeReads()
+	m.conns.wait(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
+	m.stopWorkers(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
+	m.conns.closeAll()
+	m.wg.Wait()
+	if err := m.rules.close(); err != nil {
+		m.log.Error("close rules log", "error", err)
+	}
+	if m.cfg.Database.Persistence != config.PersistenceMemory && !keepListener {
+		os.Remove(filepath.Join(m.cfg.Database.DataDir, "tock.pid"))
+	}
+	m.log.Info("stopped")
+}
+
+// housekeeping expires held requests and checks heartbeats.
+func (m *Master) housekeeping() {
+	defer m.wg.Done()
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stopCh:
+			return
+		case now := <-t.C:
+			m.router.Expire(now)
+			m.checkHeartbeats(now)
+		}
+	}
+}
+
+// settings is what every worker is told.
+func (m *Master) settings() ipc.Settings {
+	c := m.cfg
+	return ipc.Settings{
+		DataDir: c.Database.DataDir, Persistence: c.Database.Persistence, Fsync: c.Database.Fsync,
+		Framerate: c.Database.Framerate, CompressionInterval: c.Database.CompressionInterval,
+		NumShards: c.Cluster.Shards, CheckIntervalNs: int64(c.Cluster.WorkerCheckInterval.Duration),
+		MaxInflight: c.Execution.MaxInflight, ExecutionTimeoutNs: int64(c.Execution.Timeout.Duration),
+		ShellPath: c.Shell.Path, ShellArgs: c.Shell.Args,
+		AuthEnabled: c.Controller.AuthFile != "", TLSEnabled: c.Controller.TLSCert != "",
+	}
+}

@@ -1,0 +1,229 @@
+package master
+
+import (
+	"cmp"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/tockd/tock/ipc"
+)
+
+// Router errors, as sent to clients.
+var (
+	ErrShardUnavailable = errors.New("shard unavailable")
+	ErrWorkerCrashed    = errors.New("worker crashed")
+)
+
+// pending is one request on its way to a worker: in flight at its owner or
+// held in its shard's queue. deliver is called exactly once.
+type pending struct {
+	req     ipc.Request
+	deliver func(ipc.Reply)
+	heldAt  time.Time
+	// proc is the worker a fan-out (AllShards) request is bound to.
+	proc *proc
+}
+
+// shardRoute is one shard's owner and its held requests.
+type shardRoute struct {
+	owner *proc
+	held  []*pending
+}
+
+// Router maps shards to workers and holds requests for shards that have no
+// ready owner (booting, crashed or handing off).
+type Router struct {
+	mu      sync.Mutex
+	shards  []shardRoute
+	seq     uint64
+	maxHeld int
+	holdFor time.Duration
+}
+
+// NewRouter makes a router for n shards. At most maxHeld requests wait per
+// shard, each for at most holdFor.
+func NewRouter(n, maxHeld int, holdFor time.Duration) *Router {
+	return &Router{shards: make([]shardRoute, n), maxHeld: maxHeld, holdFor: holdFor}
+}
+
+// ShardOf is the shard of a job id: FNV-1a 32 of its bytes mod n.
+func ShardOf(id string, n int) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(id); i++ {
+		h ^= uint32(id[i])
+		h *= 16777619
+	}
+	return int(h % uint32(n))
+}
+
+// Route sends p to its shard's owner, or holds it.
+func (r *Router) Route(p *pending) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.routeLocked(p)
+}
+
+func (r *Router) routeLocked(p *pending) {
+	sr := &r.shards[p.req.Shard]
+	if sr.owner == nil || len(sr.held) > 0 {
+		r.holdLocked(sr, p)
+		return
+	}
+	if !r.sendLocked(sr.owner, p) {
+		r.holdLocked(sr, p)
+	}
+}
+
+// sendLocked puts p in flight at owner; false when the owner is gone.
+func (r *Router) sendLocked(owner *proc, p *pending) bool {
+	r.seq++
+	p.req.Seq = r.seq
+	owner.mu.Lock()
+	if owner.dead {
+		owner.mu.Unlock()
+		return false
+	}
+	owner.inflight[p.req.Seq] = p
+	owner.mu.Unlock()
+	if err := owner.link.SendRequest(p.req); err != nil {
+		owner.mu.Lock()
+		delete(owner.inflight, p.req.Seq)
+		owner.mu.Unlock()
+		return false
+	}
+	return true
+}
+
+func (r *Router) holdLocked(sr *shardRoute, p *pending) {
+	if len(sr.held) >= r.maxHeld {
+		go p.deliver(errorReply(ErrShardUnavailable))
+		return
+	}
+	if p.heldAt.IsZero() {
+		p.heldAt = time.Now()
+	}
+	sr.held = append(sr.held, p)
+}
+
+// SendTo sends a request bound to one worker (STAT fan-out, AllShards).
+// A dead worker answers with an empty reply of the right kind.
+func (r *Router) SendTo(w *proc, p *pending) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p.proc = w
+	if !r.sendLocked(w, p) {
+		go p.deliver(ipc.Reply{Kind: ipc.KindStat})
+	}
+}
+
+// SetOwner gives shards to w (nil: no owner, requests are held) and, when w
+// is set, releases their held requests to it in order.
+func (r *Router) SetOwner(shards []int, w *proc) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, n := range shards {
+		sr := &r.shards[n]
+		sr.owner = w
+		if w == nil {
+			continue
+		}
+		held := sr.held
+		sr.held = nil
+		for i, p := range held {
+			if !r.sendLocked(w, p) {
+				sr.owner = nil
+				sr.held = append(sr.held, held[i:]...)
+				break
+			}
+		}
+	}
+}
+
+// Owner returns shard n's owner.
+func (r *Router) Owner(n int) *proc {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.shards[n].owner
+}
+
+// Rehold puts a request answered "not owned" back on its shard: the
+// worker released the shard after the request was sent.
+func (r *Router) Rehold(p *pending) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p.proc = nil
+	r.routeLocked(p)
+}
+
+// WorkerGone handles a worker's death: its shards lose their owner, and its
+// in-flight requests are retried when idempotent or failed otherwise.
+func (r *Router) WorkerGone(w *proc) {
+	w.mu.Lock()
+	w.dead = true
+	inflight := w.inflight
+	w.inflight = map[uint64]*pending{}
+	w.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range r.shards {
+		if r.shards[i].owner == w {
+			r.shards[i].owner = nil
+		}
+	}
+	// Retry in the order they were sent.
+	for _, p := range sortedBySeq(inflight) {
+		switch {
+		case p.proc != nil:
+			go p.deliver(ipc.Reply{Kind: ipc.KindStat})
+		case p.req.Op == ipc.OpRemove:
+			go p.deliver(errorReply(ErrWorkerCrashed))
+		default:
+			r.routeLocked(p)
+		}
+	}
+}
+
+// Expire fails held requests older than holdFor. Called periodically.
+func (r *Router) Expire(now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range r.shards {
+		sr := &r.shards[i]
+		keep := sr.held[:0]
+		for _, p := range sr.held {
+			if now.Sub(p.heldAt) > r.holdFor {
+				go p.deliver(errorReply(ErrShardUnavailable))
+				continue
+			}
+			keep = append(keep, p)
+		}
+		for j := len(keep); j < len(sr.held); j++ {
+			sr.held[j] = nil
+		}
+		sr.held = keep
+	}
+}
+
+// Held counts held requests (for stats).
+func (r *Router) Held() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for i := range r.shards {
+		n += len(r.shards[i].held)
+	}
+	return n
+}
+
+func errorReply(err error) ipc.Reply { return ipc.Reply{Kind: ipc.KindError, Err: err.Error()} }
+
+func sortedBySeq(m map[uint64]*pending) []*pending {
+	out := make([]*pending, 0, len(m))
+	for _, p := range m {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b *pending) int { return cmp.Compare(a.req.Seq, b.req.Seq) })
+	return out
+}

@@ -1,0 +1,405 @@
+package master
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/tockd/tock/ipc"
+)
+
+// Backoff for restarting a crashed worker: 100 ms doubling to 30 s, reset
+// once a worker has run healthy for a minute.
+const (
+	backoffMin   = 100 * time.Millisecond
+	backoffMax   = 30 * time.Second
+	healthyAfter = time.Minute
+)
+
+// assignShards spreads shards over n workers round-robin: shard s → s mod n.
+func assignShards(shards, n int) [][]int {
+	out := make([][]int, n)
+	for s := 0; s < shards; s++ {
+		out[s%n] = append(out[s%n], s)
+	}
+	return out
+}
+
+// bootWorkers starts the configured workers and waits until all are ready.
+func (m *Master) bootWorkers() error {
+	n := m.cfg.Cluster.Workers
+	assign := assignShards(m.cfg.Cluster.Shards, n)
+	m.mu.Lock()
+	m.phase = 0
+	for i := 0; i < n; i++ {
+		m.slots = append(m.slots, &slot{index: i, shards: assign[i]})
+	}
+	m.mu.Unlock()
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func(i int) {
+			p, err := m.startWorker(i, 0, assign[i], nil)
+			if err == nil {
+				m.mu.Lock()
+				m.slots[i].cur = p
+				m.mu.Unlock()
+				m.watch(p)
+			}
+			errs <- err
+		}(i)
+	}
+	var first error
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// startWorker spawns a worker, runs the handshake and waits for it to report
+// its shards ready, all within the boot timeout. On success the router
+// sends the shards' requests to it.
+func (m *Master) startWorker(index, phase int, shards []int, running []ipc.RunningJob) (*proc, error) {
+	p, err := spawn(spawnSpec{exe: m.opts.Exe, index: index, phase: phase, args: m.opts.WorkerArgs}, m.log)
+	if err != nil {
+		return nil, err
+	}
+	go m.readLink(p)
+	m.mu.Lock()
+	m.booting = append(m.booting, p)
+	m.mu.Unlock()
+	err = m.handshake(p, shards, running)
+	m.mu.Lock()
+	m.booting = slices.DeleteFunc(m.booting, func(q *proc) bool { return q == p })
+	m.mu.Unlock()
+	if err != nil {
+		p.log.Error("worker failed to boot", "error", err)
+		p.kill()
+		<-p.exited
+		return nil, fmt.Errorf("worker %d: %w", index, err)
+	}
+	p.log.Info("worker booted", "phase", phase, "shards", len(shards))
+	m.router.SetOwner(shards, p)
+	return p, nil
+}
+
+func (m *Master) handshake(p *proc, shards []int, running []ipc.RunningJob) error {
+	deadline := time.NewTimer(m.cfg.Cluster.WorkerBootTimeout.Duration)
+	defer deadline.Stop()
+	var hello ipc.Hello
+	select {
+	case hello = <-p.hello:
+	case <-p.linkDone:
+		return fmt.Errorf("exited before hello: %v", p.waitExit(time.Second))
+	case <-deadline.C:
+		return errors.New("no hello within the boot timeout")
+	}
+	if hello.Proto != ipc.ProtoVersion {
+		return fmt.Errorf("speaks ipc protocol %d, master speaks %d", hello.Proto, ipc.ProtoVersion)
+	}
+	err := m.rules.welcome(p, func(rules ipc.Rules) error {
+		w := ipc.Welcome{Index: p.index, Phase: p.phase, Settings: m.settings(), Shards: shards, Running: running, Rules: rules}
+		return p.link.SendJSON(ipc.TypeWelcome, w)
+	})
+	if err != nil {
+		return fmt.Errorf("send welcome: %w", err)
+	}
+	select {
+	case r := <-p.ready:
+		if r.Error != "" {
+			return fmt.Errorf("cannot open its shards: %s", r.Error)
+		}
+	case <-p.linkDone:
+		return fmt.Errorf("exited while booting: %v", p.waitExit(time.Second))
+	case <-deadline.C:
+		return errors.New("not ready within the boot timeout")
+	}
+	p.mu.Lock()
+	p.booted = true
+	p.shards = shards
+	p.lastCheckin = time.Now()
+	p.mu.Unlock()
+	return nil
+}
+
+// waitExit waits up to d for the process to be reaped and returns its exit
+// error, for messages.
+func (p *proc) waitExit(d time.Duration) error {
+	select {
+	case <-p.exited:
+		if p.exitErr == nil {
+			return errors.New("exit status 0")
+		}
+		return p.exitErr
+	case <-time.After(d):
+		return errors.New("link closed")
+	}
+}
+
+// readLink dispatches the worker's frames until the link breaks.
+func (m *Master) readLink(p *proc) {
+	defer close(p.linkDone)
+	defer m.rules.forget(p)
+	defer m.router.WorkerGone(p)
+	for {
+		f, err := p.link.Recv()
+		if err != nil {
+			p.log.Debug("worker link closed", "error", err)
+			p.link.Abort()
+			return
+		}
+		if err := m.handleWorkerFrame(p, f); err != nil {
+			p.log.Error("bad frame from worker, closing its link", "error", err)
+			p.link.Abort()
+			p.kill()
+			return
+		}
+	}
+}
+
+func (m *Master) handleWorkerFrame(p *proc, f ipc.Frame) error {
+	switch f.Type {
+	case ipc.TypeReply:
+		r, err := ipc.DecodeReply(f.Payload)
+		if err != nil {
+			return err
+		}
+		p.mu.Lock()
+		pe := p.inflight[r.Seq]
+		delete(p.inflight, r.Seq)
+		p.mu.Unlock()
+		if pe == nil {
+			return nil
+		}
+		if r.Kind == ipc.KindNotOwned {
+			m.router.Rehold(pe)
+			return nil
+		}
+		pe.deliver(r)
+	case ipc.TypeStatus:
+		var st ipc.Status
+		if err := ipc.DecodeJSON(f.Payload, &st); err != nil {
+			return err
+		}
+		p.mu.Lock()
+		p.lastStatus, p.lastCheckin = st, time.Now()
+		p.mu.Unlock()
+	case ipc.TypeHello:
+		var h ipc.Hello
+		if err := ipc.DecodeJSON(f.Payload, &h); err != nil {
+			return err
+		}
+		select {
+		case p.hello <- h:
+		default:
+			return errors.New("second hello")
+		}
+	case ipc.TypeReady:
+		var r ipc.Ready
+		if err := ipc.DecodeJSON(f.Payload, &r); err != nil {
+			return err
+		}
+		p.ready <- r
+	case ipc.TypeReleased:
+		var r ipc.Released
+		if err := ipc.DecodeJSON(f.Payload, &r); err != nil {
+			return err
+		}
+		p.released <- r
+	case ipc.TypeRulesAck:
+		var a ipc.RulesAck
+		if err := ipc.DecodeJSON(f.Payload, &a); err != nil {
+			return err
+		}
+		select {
+		case p.rulesAck <- a.Version:
+		default: // only the latest matters; a waiter re-checks
+		}
+		m.rules.acked(p, a.Version)
+	case ipc.TypeCallReply:
+		var r ipc.CallReply
+		if err := ipc.DecodeJSON(f.Payload, &r); err != nil {
+			return err
+		}
+		p.mu.Lock()
+		ch := p.calls[r.ID]
+		delete(p.calls, r.ID)
+		p.mu.Unlock()
+		if ch != nil {
+			ch <- r
+		}
+	case ipc.TypeOutcome:
+		var o ipc.Outcome
+		if err := ipc.DecodeJSON(f.Payload, &o); err != nil {
+			return err
+		}
+		m.forwardOutcome(o)
+	default:
+		return fmt.Errorf("unexpected frame %s", f.Type)
+	}
+	return nil
+}
+
+// forwardOutcome hands an old owner's execution result to the shard's
+// current owner.
+func (m *Master) forwardOutcome(o ipc.Outcome) {
+	if o.Shard < 0 || o.Shard >= m.cfg.Cluster.Shards {
+		return
+	}
+	owner := m.router.Owner(o.Shard)
+	if owner == nil {
+		m.log.Warn("outcome for a shard without owner dropped; the job will run again", "shard", o.Shard, "job", o.JobID)
+		return
+	}
+	if err := owner.link.SendJSON(ipc.TypeOutcome, o); err != nil {
+		m.log.Warn("forward outcome", "error", err)
+	}
+}
+
+// watch supervises p until it exits, then replaces it unless it was
+// retired (draining, or the cluster is stopping).
+func (m *Master) watch(p *proc) {
+	go func() {
+		<-p.linkDone
+		select {
+		case <-p.exited:
+		case <-time.After(time.Second):
+			p.kill() // link gone but process alive: it is useless
+			<-p.exited
+		}
+		m.mu.Lock()
+		s := m.slotOf(p)
+		replace := s != nil && !m.stopping && !p.draining
+		if replace {
+			s.cur = nil
+		}
+		m.mu.Unlock()
+		if !replace {
+			return
+		}
+		p.log.Error("worker died, replacing it", "exit", p.exitErr, "uptime", time.Since(p.started).Round(time.Millisecond))
+		m.replace(s, p)
+	}()
+}
+
+func (m *Master) slotOf(p *proc) *slot {
+	for _, s := range m.slots {
+		if s.cur == p {
+			return s
+		}
+	}
+	return nil
+}
+
+// replace restarts a slot's worker with backoff until one boots or the
+// cluster stops. It counts one restart.
+func (m *Master) replace(s *slot, dead *proc) {
+	m.mu.Lock()
+	s.restarts++
+	if time.Since(dead.started) >= healthyAfter {
+		s.failures = 0
+	}
+	m.mu.Unlock()
+	for {
+		m.mu.Lock()
+		delay := backoffFor(s.failures)
+		s.failures++
+		phase, shards, stopping := m.phase, s.shards, m.stopping
+		m.mu.Unlock()
+		if stopping {
+			return
+		}
+		select {
+		case <-time.After(delay):
+		case <-m.stopCh:
+			return
+		}
+		p, err := m.startWorker(s.index, phase, shards, nil)
+		if err != nil {
+			m.log.Error("replacement worker failed to boot", "worker", s.index, "error", err)
+			continue
+		}
+		m.mu.Lock()
+		if m.stopping {
+			m.mu.Unlock()
+			m.retire(p, 0)
+			return
+		}
+		s.cur = p
+		m.mu.Unlock()
+		m.watch(p)
+		return
+	}
+}
+
+func backoffFor(failures int) time.Duration {
+	if failures <= 0 {
+		return backoffMin
+	}
+	d := backoffMin << min(failures, 20)
+	return min(d, backoffMax)
+}
+
+// checkHeartbeats kills booted workers silent for longer than the worker
+// timeout; watch then replaces them.
+func (m *Master) checkHeartbeats(now time.Time) {
+	timeout := m.cfg.Cluster.WorkerTimeout.Duration
+	m.mu.Lock()
+	var hung []*proc
+	for _, s := range m.slots {
+		p := s.cur
+		if p == nil {
+			continue
+		}
+		p.mu.Lock()
+		if p.booted && !p.dead && now.Sub(p.lastCheckin) > timeout {
+			hung = append(hung, p)
+		}
+		p.mu.Unlock()
+	}
+	m.mu.Unlock()
+	for _, p := range hung {
+		p.log.Error("worker missed its heartbeats, killing it", "timeout", timeout)
+		p.kill()
+	}
+}
+
+// retire asks p to drain and exit, and kills it after timeout.
+func (m *Master) retire(p *proc, timeout time.Duration) {
+	p.mu.Lock()
+	p.draining = true
+	p.mu.Unlock()
+	if err := p.link.SendJSON(ipc.TypeShutdown, ipc.Shutdown{TimeoutNs: int64(timeout)}); err != nil {
+		p.kill()
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(timeout + 5*time.Second):
+		p.log.Warn("worker did not exit after shutdown, killing it")
+		p.kill()
+		<-p.exited
+	}
+}
+
+// stopWorkers retires every worker in parallel.
+func (m *Master) stopWorkers(timeout time.Duration) {
+	m.mu.Lock()
+	m.stopping = true
+	var all []*proc
+	for _, s := range m.slots {
+		if s.cur != nil {
+			all = append(all, s.cur)
+		}
+		all = append(all, s.old...)
+	}
+	m.mu.Unlock()
+	done := make(chan struct{}, len(all))
+	for _, p := range all {
+		go func(p *proc) { m.retire(p, timeout); done <- struct{}{} }(p)
+	}
+	for range all {
+		<-done
+	}
+}

@@ -1,0 +1,122 @@
+package worker
+
+import (
+	"github.com/tockd/tock/ipc"
+	"github.com/tockd/tock/store"
+)
+
+// handleRequest applies one request to the in-memory store. Reads are
+// answered at once; mutations queue their record and reply until endBatch.
+func (w *Worker) handleRequest(req ipc.Request) {
+	w.requests.Add(1)
+	if req.Op == ipc.OpQuery || req.Op == ipc.OpStat {
+		w.reply(w.answerAll(req))
+		return
+	}
+	sh, ok := w.shards[req.Shard]
+	if !ok {
+		w.reply(ipc.Reply{Seq: req.Seq, Kind: ipc.KindNotOwned})
+		return
+	}
+	switch req.Op {
+	case ipc.OpGet:
+		j, ok := sh.jobs.Get(req.Key)
+		if !ok {
+			w.reply(ipc.Reply{Seq: req.Seq, Kind: ipc.KindError, Err: "not found"})
+			return
+		}
+		w.reply(ipc.Reply{Seq: req.Seq, Kind: ipc.KindJob, Status: j.Status, Execution: j.Execution})
+	case ipc.OpSet:
+		sh.remember(req.Key)
+		sh.jobs.Set(req.Key, req.Execution)
+		delete(w.awaiting[sh.id], req.Key) // a re-SET supersedes a remote run
+		w.queue(sh, store.Record{Type: store.RecordJob, Job: store.Job{ID: req.Key, Execution: req.Execution, Status: store.Planned}})
+		w.batch = append(w.batch, batchReply{r: ipc.Reply{Seq: req.Seq, Kind: ipc.KindOK}, sh: sh})
+	case ipc.OpRemove:
+		if _, ok := sh.jobs.Get(req.Key); !ok {
+			w.reply(ipc.Reply{Seq: req.Seq, Kind: ipc.KindError, Err: "not found"})
+			return
+		}
+		sh.remember(req.Key)
+		sh.jobs.Remove(req.Key)
+		delete(w.awaiting[sh.id], req.Key)
+		w.queue(sh, store.Record{Type: store.RecordJobRemoval, ID: req.Key})
+		w.batch = append(w.batch, batchReply{r: ipc.Reply{Seq: req.Seq, Kind: ipc.KindOK}, sh: sh})
+	}
+}
+
+// answerAll answers QUERY and STAT over every owned shard.
+func (w *Worker) answerAll(req ipc.Request) ipc.Reply {
+	if req.Op == ipc.OpStat {
+		st := w.statusNow()
+		return ipc.Reply{Seq: req.Seq, Kind: ipc.KindStat, Stat: ipc.Stat{
+			JobsTotal: st.JobsTotal, JobsPlanned: st.JobsPlanned, JobsTriggered: st.JobsTriggered,
+			JobsExecuted: st.JobsExecuted, JobsFailed: st.JobsFailed,
+			ExecutionsPending: st.ExecutionsPending, ExecutionsInflight: st.ExecutionsInflight,
+			Compression: st.Compression,
+		}}
+	}
+	var jobs []ipc.JobLine
+	for _, sh := range w.shards {
+		sh.jobs.Query(req.Key, func(j store.Job) bool {
+			jobs = append(jobs, ipc.JobLine{ID: j.ID, Status: j.Status, Execution: j.Execution})
+			return true
+		})
+	}
+	return ipc.Reply{Seq: req.Seq, Kind: ipc.KindJobs, Jobs: jobs}
+}
+
+// reply sends a reply that needs no commit. It must not overtake an earlier
+// mutation's reply of the same batch only on the same connection, which the
+// master orders; so reads go out at once.
+func (w *Worker) reply(r ipc.Reply) {
+	if err := w.link.SendReply(r); err != nil {
+		w.log.Debug("send reply", "error", err)
+	}
+}
+
+// queue adds a record to sh's batch.
+func (w *Worker) queue(sh *shard, r store.Record) {
+	if len(sh.pending) == 0 {
+		w.touched = append(w.touched, sh)
+	}
+	sh.pending = append(sh.pending, r)
+}
+
+// batchReply is a mutation's reply waiting for its shard's write.
+type batchReply struct {
+	r  ipc.Reply
+	sh *shard
+}
+
+// endBatch writes every touched shard once, turns the replies of a shard
+// whose write failed into errors (its mutations were rolled back), and hands
+// the replies to the committer, which sends them once the logs are synced.
+func (w *Worker) endBatch() {
+	if len(w.touched) == 0 && len(w.batch) == 0 {
+		return
+	}
+	failed := map[*shard]string{}
+	var logs []store.ShardLog
+	for _, sh := range w.touched {
+		if err := sh.flush(); err != nil {
+			w.log.Error("write failed", "shard", sh.id, "error", err)
+			failed[sh] = "write failed: " + err.Error()
+			continue
+		}
+		logs = append(logs, sh.log)
+	}
+	w.touched = w.touched[:0]
+	b := commitBatch{replies: make([]ipc.Reply, 0, len(w.batch))}
+	for _, br := range w.batch {
+		if reason, ok := failed[br.sh]; ok {
+			br.r = ipc.Reply{Seq: br.r.Seq, Kind: ipc.KindError, Err: reason}
+		}
+		b.replies = append(b.replies, br.r)
+	}
+	w.batch = w.batch[:0]
+	if w.set.Fsync == "always" && w.set.Persistence != "memory" {
+		b.logs = logs
+	}
+	w.commit.submit(b)
+}

@@ -1,0 +1,143 @@
+package worker
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/tockd/tock/ipc"
+	"github.com/tockd/tock/store"
+)
+
+// shard is one shard owned by this worker: its jobs and its log.
+type shard struct {
+	id   int
+	jobs *store.Jobs
+	log  store.ShardLog
+	path string
+
+	// pending are records encoded in this batch, written once at its end.
+	pending []store.Record
+	// undo restores the jobs of this batch if the write fails.
+	undo []undoEntry
+	// dirty: written since the last sync.
+	dirty bool
+
+	compaction  string // idle, running, success, failure
+	lastCompact time.Time
+	compactDone chan error // set while a compaction runs
+}
+
+// undoEntry is the state of a job before a mutation of this batch.
+type undoEntry struct {
+	id      string
+	prev    store.Job
+	existed bool
+}
+
+// ShardPath is the logfile of shard n under dataDir.
+func ShardPath(dataDir string, n int) string {
+	return filepath.Join(dataDir, "shards", fmt.Sprintf("%03d.log", n))
+}
+
+// openShard replays and opens shard n. Jobs left triggered without an
+// outcome (the worker died while they ran) are planned again, unless they
+// are still running in another worker (running), so delivery is
+// at-least-once across crashes and exactly-once across handoffs.
+func openShard(set ipc.Settings, n int, running map[string]int64, log hclog.Logger) (*shard, error) {
+	sh := &shard{id: n, jobs: store.NewJobs(), compaction: "idle", lastCompact: time.Now()}
+	if set.Persistence == "memory" {
+		sh.log = store.NewMemoryLog()
+		return sh, nil
+	}
+	sh.path = ShardPath(set.DataDir, n)
+	if err := os.MkdirAll(filepath.Dir(sh.path), 0o755); err != nil {
+		return nil, fmt.Errorf("open shard %d: %w", n, err)
+	}
+	res, err := store.Replay(sh.path, func(r store.Record) error {
+		sh.jobs.Apply(r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open shard %d: %w", n, err)
+	}
+	if res.Trimmed {
+		log.Warn("trimmed torn tail of shard log", "shard", n, "path", sh.path, "bytes", res.TrimmedBytes)
+	}
+	lf, err := store.OpenLogfile(sh.path, fsyncPolicy(set.Fsync))
+	if err != nil {
+		return nil, fmt.Errorf("open shard %d: %w", n, err)
+	}
+	sh.log = lf
+	var rerun []store.Job
+	sh.jobs.Query("", func(j store.Job) bool {
+		if j.Status == store.Triggered {
+			rerun = append(rerun, j)
+		}
+		return true
+	})
+	for _, j := range rerun {
+		if exec, ok := running[j.ID]; ok && exec == j.Execution {
+			continue // still running in the old owner; its outcome will come
+		}
+		sh.jobs.Set(j.ID, j.Execution)
+	}
+	log.Debug("shard opened", "shard", n, "records", res.Records, "jobs", sh.jobs.Len(), "rerun", len(rerun))
+	return sh, nil
+}
+
+func fsyncPolicy(s string) store.FsyncPolicy {
+	switch s {
+	case "interval":
+		return store.FsyncInterval
+	case "never":
+		return store.FsyncNever
+	}
+	return store.FsyncAlways
+}
+
+// remember records the job's state before a mutation, for rollback.
+func (sh *shard) remember(id string) {
+	prev, ok := sh.jobs.Get(id)
+	sh.undo = append(sh.undo, undoEntry{id: id, prev: prev, existed: ok})
+}
+
+// rollback undoes this batch's mutations, newest first.
+func (sh *shard) rollback() {
+	for i := len(sh.undo) - 1; i >= 0; i-- {
+		u := sh.undo[i]
+		if !u.existed {
+			sh.jobs.Remove(u.id)
+			continue
+		}
+		sh.jobs.Apply(store.Record{Type: store.RecordJob, Job: store.Job{ID: u.id, Execution: u.prev.Execution, Status: u.prev.Status}})
+		if u.prev.Outcome != nil {
+			sh.jobs.SetStatus(u.id, u.prev.Status, u.prev.Outcome)
+		}
+	}
+}
+
+// flush writes the batch's records in one write. On error the batch's
+// mutations are rolled back and the error returned.
+func (sh *shard) flush() error {
+	defer func() { sh.pending, sh.undo = sh.pending[:0], sh.undo[:0] }()
+	if len(sh.pending) == 0 {
+		return nil
+	}
+	if err := sh.log.Write(sh.pending); err != nil {
+		sh.rollback()
+		return fmt.Errorf("write shard %d: %w", sh.id, err)
+	}
+	sh.dirty = true
+	return nil
+}
+
+// close closes the log; a running compaction must have been reaped.
+func (sh *shard) close() error {
+	if err := sh.log.Close(); err != nil {
+		return fmt.Errorf("close shard %d: %w", sh.id, err)
+	}
+	return nil
+}

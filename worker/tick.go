@@ -1,0 +1,135 @@
+package worker
+
+import (
+	"time"
+
+	"github.com/tockd/tock/ipc"
+	"github.com/tockd/tock/store"
+	"github.com/tockd/tock/worker/runner"
+)
+
+// maxTriggersPerTick bounds the work of one tick so requests keep flowing
+// when a burst of jobs falls due; the rest go on the next tick.
+const maxTriggersPerTick = 20000
+
+// tick triggers every due job of every shard, writes the status changes and
+// hands the executions to the pipeline.
+func (w *Worker) tick(now time.Time) {
+	ns := now.UnixNano()
+	for _, sh := range w.shards {
+		plan := Due(sh.jobs, w.rules, ns, maxTriggersPerTick)
+		for _, t := range plan {
+			w.queue(sh, t.record)
+			if t.exec != nil {
+				t.exec.Shard = sh.id
+				w.track(sh.id, t.exec.JobID, t.exec.Execution)
+				w.pipe.Submit(*t.exec)
+			}
+		}
+	}
+	w.endBatch()
+	w.applyResults()
+	for _, sh := range w.shards {
+		w.reapCompaction(sh, false)
+		w.maybeCompact(sh, now)
+	}
+}
+
+// trigger is the scheduler's decision for one due job: the status record to
+// write and, when a rule matched, the execution to start.
+type trigger struct {
+	record store.Record
+	exec   *runner.Execution
+}
+
+// Due is the pure scheduling step: it pops the jobs of jobs due at now (at
+// most max), matches each against rules and returns what to persist and
+// run. A job with no matching rule fails at once. It does no I/O.
+func Due(jobs *store.Jobs, rules *store.Rules, now int64, max int) []trigger {
+	var out []trigger
+	jobs.PopDue(now, max, func(j store.Job, gen uint64) {
+		rule, ok := rules.Match(j.ID)
+		if !ok {
+			o := &store.Outcome{StartedAt: now, ExitCode: -1, Error: "no matching rule"}
+			jobs.SetStatus(j.ID, store.Failed, o)
+			out = append(out, trigger{record: statusRecord(j.ID, j.Execution, store.Failed, o)})
+			return
+		}
+		out = append(out, trigger{
+			record: statusRecord(j.ID, j.Execution, store.Triggered, nil),
+			exec:   &runner.Execution{JobID: j.ID, Execution: j.Execution, RuleID: rule.ID, Runner: rule.Runner, Gen: gen},
+		})
+	})
+	return out
+}
+
+func statusRecord(id string, exec int64, st store.Status, o *store.Outcome) store.Record {
+	return store.Record{Type: store.RecordStatus, Job: store.Job{ID: id, Execution: exec, Status: st, Outcome: o}}
+}
+
+func (w *Worker) track(shard int, id string, exec int64) {
+	m := w.running[shard]
+	if m == nil {
+		m = map[string]int64{}
+		w.running[shard] = m
+	}
+	m[id] = exec
+}
+
+func (w *Worker) untrack(shard int, id string, exec int64) {
+	if m := w.running[shard]; m != nil && m[id] == exec {
+		delete(m, id)
+	}
+}
+
+// applyResults records finished executions. A result for a shard this
+// worker released goes to the master, which forwards it to the new owner.
+func (w *Worker) applyResults() {
+	w.results = w.pipe.TakeResults(w.results[:0])
+	if len(w.results) == 0 {
+		return
+	}
+	for _, res := range w.results {
+		ex := res.Execution
+		w.untrack(ex.Shard, ex.JobID, ex.Execution)
+		o := res.Outcome
+		sh, ok := w.shards[ex.Shard]
+		if !ok {
+			w.send(ipc.TypeOutcome, ipc.Outcome{Shard: ex.Shard, JobID: ex.JobID, Execution: ex.Execution, Outcome: o})
+			continue
+		}
+		st := store.Executed
+		if !o.Succeeded() {
+			st = store.Failed
+		}
+		if sh.jobs.Complete(ex.JobID, ex.Gen, st, &o) {
+			w.queue(sh, statusRecord(ex.JobID, ex.Execution, st, &o))
+		}
+	}
+	w.endBatch()
+}
+
+// applyRemoteOutcome records the outcome of a job of an acquired shard that
+// ran to its end in the shard's previous owner.
+func (w *Worker) applyRemoteOutcome(o ipc.Outcome) {
+	sh, ok := w.shards[o.Shard]
+	if !ok {
+		w.log.Warn("outcome for a shard not owned", "shard", o.Shard, "job", o.JobID)
+		return
+	}
+	if exec, ok := w.awaiting[o.Shard][o.JobID]; !ok || exec != o.Execution {
+		return // re-SET or removed meanwhile
+	}
+	delete(w.awaiting[o.Shard], o.JobID)
+	j, ok := sh.jobs.Get(o.JobID)
+	if !ok || j.Status != store.Triggered || j.Execution != o.Execution {
+		return
+	}
+	st := store.Executed
+	if !o.Outcome.Succeeded() {
+		st = store.Failed
+	}
+	out := o.Outcome
+	sh.jobs.SetStatus(o.JobID, st, &out)
+	w.queue(sh, statusRecord(o.JobID, o.Execution, st, &out))
+}

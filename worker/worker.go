@@ -1,0 +1,377 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/tockd/tock/ipc"
+	"github.com/tockd/tock/store"
+	"github.com/tockd/tock/worker/runner"
+)
+
+// Version is set by cmd/tock for the Hello.
+var Version = "dev"
+
+// Worker is one worker process's state. All fields are owned by the loop
+// goroutine except those documented otherwise.
+type Worker struct {
+	log     hclog.Logger
+	link    *ipc.Link
+	index   int
+	phase   int
+	set     ipc.Settings
+	started time.Time
+
+	shards       map[int]*shard
+	shardErrors  map[int]string
+	rules        *store.Rules
+	rulesVersion uint64
+
+	pipe     *runner.Pipeline
+	dispatch *runner.Dispatcher
+	// running are executions handed to the pipeline and not yet finished,
+	// by shard and job id: reported on Release.
+	running map[int]map[string]int64
+	// awaiting are jobs of acquired shards still running in an old worker.
+	awaiting map[int]map[string]int64
+
+	commit   *committer
+	inbox    chan ipc.Frame
+	linkErr  atomic.Value // error that ended the reader
+	requests atomic.Int64
+
+	batch   []batchReply // replies of the current batch that need a commit
+	touched []*shard     // shards with records in the current batch
+	results []runner.Result
+}
+
+// Run is the whole life of a worker process on link. It returns when the
+// master says Shutdown (nil) or the link breaks (the master is gone).
+func Run(link *ipc.Link, index, phase int, log hclog.Logger) error {
+	w := &Worker{
+		log: log, link: link, index: index, phase: phase, started: time.Now(),
+		shards: map[int]*shard{}, shardErrors: map[int]string{}, rules: store.NewRules(),
+		running: map[int]map[string]int64{}, awaiting: map[int]map[string]int64{},
+		inbox: make(chan ipc.Frame, 4096),
+	}
+	welcome, err := w.handshake()
+	if err != nil {
+		return err
+	}
+	w.set = welcome.Settings
+	w.dispatch = runner.New(runner.Config{
+		ShellPath: w.set.ShellPath, ShellArgs: w.set.ShellArgs,
+		ProcessTimeout: time.Duration(w.set.ExecutionTimeoutNs),
+	}, log.Named("runner"))
+	defer w.dispatch.Close()
+	w.pipe = runner.NewPipeline(w.set.MaxInflight, w.dispatch, log.Named("pipeline"))
+	w.commit = newCommitter(link, log)
+	w.applyRules(welcome.Rules)
+	go w.readLoop()
+	w.acquire(ipc.Acquire{Shards: welcome.Shards, Running: welcome.Running})
+	return w.loop()
+}
+
+func (w *Worker) handshake() (ipc.Welcome, error) {
+	hello := ipc.Hello{Proto: ipc.ProtoVersion, Version: Version, PID: os.Getpid(), Index: w.index, Phase: w.phase}
+	if err := w.link.SendJSON(ipc.TypeHello, hello); err != nil {
+		return ipc.Welcome{}, fmt.Errorf("send hello: %w", err)
+	}
+	f, err := w.link.Recv()
+	if err != nil {
+		return ipc.Welcome{}, fmt.Errorf("read welcome: %w", err)
+	}
+	if f.Type != ipc.TypeWelcome {
+		return ipc.Welcome{}, fmt.Errorf("handshake: expected welcome, got %s", f.Type)
+	}
+	var wel ipc.Welcome
+	if err := ipc.DecodeJSON(f.Payload, &wel); err != nil {
+		return ipc.Welcome{}, fmt.Errorf("handshake: %w", err)
+	}
+	if wel.Settings.Framerate <= 0 || wel.Settings.NumShards <= 0 {
+		return ipc.Welcome{}, errors.New("handshake: welcome without settings")
+	}
+	return wel, nil
+}
+
+// readLoop feeds frames to the loop; its end closes inbox.
+func (w *Worker) readLoop() {
+	defer close(w.inbox)
+	for {
+		f, err := w.link.Recv()
+		if err != nil {
+			w.linkErr.Store(err)
+			return
+		}
+		w.inbox <- f
+	}
+}
+
+func (w *Worker) loop() error {
+	tick := time.NewTicker(time.Second / time.Duration(w.set.Framerate))
+	defer tick.Stop()
+	beat := time.NewTicker(time.Duration(w.set.CheckIntervalNs))
+	defer beat.Stop()
+	w.sendStatus()
+	for {
+		select {
+		case f, ok := <-w.inbox:
+			if !ok {
+				return w.linkGone()
+			}
+			stop, err := w.handleFrames(f)
+			if stop || err != nil {
+				return err
+			}
+		case now := <-tick.C:
+			w.tick(now)
+		case <-w.pipe.Results():
+			w.applyResults()
+		case <-beat.C:
+			w.sendStatus()
+		}
+	}
+}
+
+// linkGone: the master died. Stop at once; what was acknowledged is on disk.
+func (w *Worker) linkGone() error {
+	err, _ := w.linkErr.Load().(error)
+	w.log.Info("master link closed, exiting", "error", err)
+	w.closeShards()
+	if err == nil || errors.Is(err, io.EOF) {
+		return nil
+	}
+	return fmt.Errorf("master link: %w", err)
+}
+
+// handleFrames handles f and every frame already queued behind it as one
+// batch, then writes, commits and replies.
+func (w *Worker) handleFrames(f ipc.Frame) (stop bool, err error) {
+	for n := 0; ; n++ {
+		if stop, err = w.handleFrame(f); stop || err != nil {
+			w.endBatch()
+			return stop, err
+		}
+		if n >= 4096 {
+			break
+		}
+		var ok bool
+		select {
+		case f, ok = <-w.inbox:
+			if !ok {
+				w.endBatch()
+				return true, w.linkGone()
+			}
+			continue
+		default:
+		}
+		break
+	}
+	w.endBatch()
+	return false, nil
+}
+
+func (w *Worker) handleFrame(f ipc.Frame) (stop bool, err error) {
+	switch f.Type {
+	case ipc.TypeRequest:
+		req, err := ipc.DecodeRequest(f.Payload)
+		if err != nil {
+			return false, fmt.Errorf("master sent a bad request: %w", err)
+		}
+		w.handleRequest(req)
+	case ipc.TypeRules:
+		var rs ipc.Rules
+		if err := ipc.DecodeJSON(f.Payload, &rs); err != nil {
+			return false, err
+		}
+		w.applyRules(rs)
+		w.send(ipc.TypeRulesAck, ipc.RulesAck{Version: rs.Version})
+	case ipc.TypeAcquire:
+		var a ipc.Acquire
+		if err := ipc.DecodeJSON(f.Payload, &a); err != nil {
+			return false, err
+		}
+		w.endBatch()
+		w.acquire(a)
+	case ipc.TypeRelease:
+		var r ipc.Release
+		if err := ipc.DecodeJSON(f.Payload, &r); err != nil {
+			return false, err
+		}
+		w.endBatch()
+		w.release(r)
+	case ipc.TypeOutcome:
+		var o ipc.Outcome
+		if err := ipc.DecodeJSON(f.Payload, &o); err != nil {
+			return false, err
+		}
+		w.applyRemoteOutcome(o)
+	case ipc.TypeCall:
+		var c ipc.Call
+		if err := ipc.DecodeJSON(f.Payload, &c); err != nil {
+			return false, err
+		}
+		w.endBatch()
+		w.handleCall(c)
+	case ipc.TypeShutdown:
+		var s ipc.Shutdown
+		if err := ipc.DecodeJSON(f.Payload, &s); err != nil {
+			return false, err
+		}
+		w.endBatch()
+		w.shutdown(time.Duration(s.TimeoutNs))
+		return true, nil
+	default:
+		return false, fmt.Errorf("unexpected frame %s from master", f.Type)
+	}
+	return false, nil
+}
+
+func (w *Worker) send(t ipc.Type, v any) {
+	if err := w.link.SendJSON(t, v); err != nil {
+		w.log.Debug("send to master", "type", t, "error", err)
+	}
+}
+
+func (w *Worker) applyRules(rs ipc.Rules) {
+	if rs.Version < w.rulesVersion {
+		return
+	}
+	w.rules = store.NewRules()
+	for _, r := range rs.Rules {
+		w.rules.Set(r)
+	}
+	w.rulesVersion = rs.Version
+}
+
+// acquire opens shards and answers Ready.
+func (w *Worker) acquire(a ipc.Acquire) {
+	byShard := map[int]map[string]int64{}
+	for _, r := range a.Running {
+		if byShard[r.Shard] == nil {
+			byShard[r.Shard] = map[string]int64{}
+		}
+		byShard[r.Shard][r.JobID] = r.Execution
+	}
+	ready := ipc.Ready{}
+	for _, n := range a.Shards {
+		if _, ok := w.shards[n]; ok {
+			ready.Shards = append(ready.Shards, n)
+			continue
+		}
+		sh, err := openShard(w.set, n, byShard[n], w.log)
+		if err != nil {
+			w.log.Error("cannot open shard", "shard", n, "error", err)
+			w.shardErrors[n] = err.Error()
+			if ready.ShardErrors == nil {
+				ready.ShardErrors = map[int]string{}
+			}
+			ready.ShardErrors[n] = err.Error()
+			ready.Error = err.Error()
+			continue
+		}
+		delete(w.shardErrors, n)
+		w.shards[n] = sh
+		if len(byShard[n]) > 0 {
+			w.awaiting[n] = byShard[n]
+		}
+		ready.Shards = append(ready.Shards, n)
+	}
+	sort.Ints(ready.Shards)
+	w.send(ipc.TypeReady, ready)
+}
+
+// release flushes and closes shards and answers Released with what still
+// runs for them.
+func (w *Worker) release(r ipc.Release) {
+	w.commit.wait()
+	out := ipc.Released{}
+	for _, n := range r.Shards {
+		sh, ok := w.shards[n]
+		if !ok {
+			continue
+		}
+		w.reapCompaction(sh, true)
+		if err := sh.log.Sync(); err != nil {
+			out.Error = err.Error()
+		}
+		if err := sh.close(); err != nil {
+			out.Error = err.Error()
+		}
+		delete(w.shards, n)
+		delete(w.awaiting, n)
+		for id, exec := range w.running[n] {
+			out.Running = append(out.Running, ipc.RunningJob{Shard: n, JobID: id, Execution: exec})
+		}
+		out.Shards = append(out.Shards, n)
+	}
+	w.send(ipc.TypeReleased, out)
+}
+
+func (w *Worker) closeShards() {
+	w.endBatch()
+	w.commit.wait()
+	w.reapCompactions(true)
+	for n, sh := range w.shards {
+		if err := sh.close(); err != nil {
+			w.log.Error("close shard", "shard", n, "error", err)
+		}
+	}
+	w.shards = map[int]*shard{}
+}
+
+// shutdown drains executions for up to timeout, records their outcomes and
+// closes the shards.
+func (w *Worker) shutdown(timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	w.log.Info("worker draining", "inflight", w.pipe.Inflight(), "pending", w.pipe.Pending())
+	w.pipe.Shutdown(ctx)
+	w.applyResults()
+	w.closeShards()
+	w.commit.close()
+}
+
+func (w *Worker) statusNow() ipc.Status {
+	st := ipc.Status{
+		UptimeNs: time.Since(w.started).Nanoseconds(), Persistence: w.set.Persistence,
+		Compression: "idle", Framerate: w.set.Framerate, RequestsCount: w.requests.Load(),
+		ExecutionsPending: int64(w.pipe.Pending()), ExecutionsInflight: int64(w.pipe.Inflight()),
+		RSSBytes: rssBytes(),
+	}
+	for _, sh := range w.shards {
+		c := sh.jobs.Counts()
+		st.JobsTotal += int64(c.Total)
+		st.JobsPlanned += int64(c.Planned)
+		st.JobsTriggered += int64(c.Triggered)
+		st.JobsExecuted += int64(c.Executed)
+		st.JobsFailed += int64(c.Failed)
+		st.Compression = worseCompression(st.Compression, sh.compaction)
+	}
+	if len(w.shardErrors) > 0 {
+		st.ShardErrors = map[string]string{}
+		for n, e := range w.shardErrors {
+			st.ShardErrors[strconv.Itoa(n)] = e
+		}
+	}
+	return st
+}
+
+func (w *Worker) sendStatus() { w.send(ipc.TypeStatus, w.statusNow()) }
+
+// worseCompression orders compaction states: failure > running > success > idle.
+func worseCompression(a, b string) string {
+	rank := map[string]int{"idle": 0, "success": 1, "running": 2, "failure": 3}
+	if rank[b] > rank[a] {
+		return b
+	}
+	return a
+}
