@@ -130,6 +130,11 @@ func (m *Master) Run(ctx context.Context) error {
 		m.stopWorkers(0)
 		return err
 	}
+	if err := m.startControl(); err != nil {
+		m.listener.Close()
+		m.stopWorkers(0)
+		return err
+	}
 	m.wg.Add(2)
 	go m.acceptLoop()
 	go m.housekeeping()
@@ -198,6 +203,7 @@ func (m *Master) shutdown(keepListener bool) {
 	m.conns.wait(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
 	m.stopWorkers(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
 	m.conns.closeAll()
+	m.stopControl()
 	m.wg.Wait()
 	if err := m.rules.close(); err != nil {
 		m.log.Error("close rules log", "error", err)

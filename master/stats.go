@@ -1,0 +1,152 @@
+package master
+
+import (
+	"os"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/tockd/tock/ipc"
+)
+
+// Stats is the cluster stats tree (DESIGN §9), Puma's cluster shape plus
+// tock's fields. It is built from the master's own view and each worker's
+// latest heartbeat, so building it never waits on a worker.
+type Stats struct {
+	// StartedAt is when the master started.
+	StartedAt time.Time `json:"started_at"`
+	// Version of the master binary.
+	Version string `json:"version"`
+	// PID of the master.
+	PID int `json:"pid"`
+	// Workers counts the worker processes the master tracks, booting and
+	// draining ones included.
+	Workers int `json:"workers"`
+	// Phase is the restart generation; each phased restart adds one.
+	Phase int `json:"phase"`
+	// BootedWorkers are those that reported ready.
+	BootedWorkers int `json:"booted_workers"`
+	// OldWorkers are those whose phase differs from Phase (0 = rollout done).
+	OldWorkers int `json:"old_workers"`
+	// Shards is the number of shards of the data dir.
+	Shards int `json:"shards"`
+	// Connections is the number of open client connections.
+	Connections int64 `json:"connections"`
+	// RequestsCount is the number of client requests read.
+	RequestsCount int64 `json:"requests_count"`
+	// HeldRequests are requests waiting for a shard in handoff or recovery.
+	HeldRequests int `json:"held_requests"`
+	// PhasedRestart is the restart in progress or the last one's error.
+	PhasedRestart PhasedRestartStats `json:"phased_restart"`
+	// WorkerStatus has one entry per worker slot, by index, then draining
+	// old workers.
+	WorkerStatus []WorkerStats `json:"worker_status"`
+}
+
+// PhasedRestartStats describes the phased restart (or scaling) in progress.
+type PhasedRestartStats struct {
+	InProgress bool       `json:"in_progress"`
+	StartedAt  *time.Time `json:"started_at"`
+	LastError  *string    `json:"last_error"`
+}
+
+// WorkerStats is one worker process.
+type WorkerStats struct {
+	StartedAt time.Time `json:"started_at"`
+	PID       int       `json:"pid"`
+	Index     int       `json:"index"`
+	Phase     int       `json:"phase"`
+	Booted    bool      `json:"booted"`
+	// Draining is set on an old worker finishing its executions.
+	Draining bool `json:"draining"`
+	// LastCheckin is the time of the latest heartbeat.
+	LastCheckin time.Time `json:"last_checkin"`
+	// Restarts counts replacements of the process at this index after
+	// crashes and hangs (not phased restarts).
+	Restarts int `json:"restarts"`
+	// Shards are the shards this worker owns.
+	Shards []int `json:"shards"`
+	// LastStatus is the worker's latest heartbeat.
+	LastStatus ipc.Status `json:"last_status"`
+}
+
+// Stats builds the stats tree.
+func (m *Master) Stats() Stats {
+	m.mu.Lock()
+	st := Stats{
+		StartedAt: m.started.UTC(), Version: Version, PID: pid(), Phase: m.phase,
+		Shards: m.cfg.Cluster.Shards, Connections: m.connections.Load(), RequestsCount: m.requests.Load(),
+		PhasedRestart: PhasedRestartStats{InProgress: m.restart.inProgress},
+	}
+	if !m.restart.startedAt.IsZero() {
+		t := m.restart.startedAt.UTC()
+		st.PhasedRestart.StartedAt = &t
+	}
+	if m.restart.lastError != "" {
+		e := m.restart.lastError
+		st.PhasedRestart.LastError = &e
+	}
+	var procs []*proc
+	restarts := map[*proc]int{}
+	for _, s := range m.slots {
+		if s.cur != nil {
+			procs = append(procs, s.cur)
+			restarts[s.cur] = s.restarts
+		}
+	}
+	for _, s := range m.slots {
+		for _, p := range s.old {
+			procs = append(procs, p)
+			restarts[p] = s.restarts
+		}
+	}
+	phase := m.phase
+	m.mu.Unlock()
+	for _, p := range procs {
+		ws := p.stats(restarts[p])
+		st.Workers++
+		if ws.Booted {
+			st.BootedWorkers++
+		}
+		if ws.Phase != phase {
+			st.OldWorkers++
+		}
+		st.WorkerStatus = append(st.WorkerStatus, ws)
+	}
+	st.HeldRequests = m.router.Held()
+	return st
+}
+
+func (p *proc) stats(restarts int) WorkerStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	shards := slices.Clone(p.shards)
+	if shards == nil {
+		shards = []int{}
+	}
+	return WorkerStats{
+		StartedAt: p.started.UTC(), PID: p.pid, Index: p.index, Phase: p.phase,
+		Booted: p.booted && !p.dead, Draining: p.draining, LastCheckin: p.lastCheckin.UTC(),
+		Restarts: restarts, Shards: shards, LastStatus: p.lastStatus,
+	}
+}
+
+// Healthy reports whether every shard has a ready owner without open
+// errors; the reason says what is wrong otherwise (GET /healthz).
+func (m *Master) Healthy() (bool, string) {
+	for s := 0; s < m.cfg.Cluster.Shards; s++ {
+		if m.router.Owner(s) == nil {
+			return false, "shard " + itoa(s) + " has no ready worker"
+		}
+	}
+	for _, ws := range m.Stats().WorkerStatus {
+		for shard, e := range ws.LastStatus.ShardErrors {
+			return false, "shard " + shard + ": " + e
+		}
+	}
+	return true, "ok"
+}
+
+func pid() int { return os.Getpid() }
+
+func itoa(n int) string { return strconv.Itoa(n) }
