@@ -1,6 +1,21 @@
 // Package config holds tock's configuration: the documented struct, its
 // embedded defaults, loading from TOML (ztick's sections accepted) and
 // validation. Flags are applied on top by cmd/tock.
+//
+// The usual sequence is Load (defaults, then the file, then Validate), apply
+// flags, Validate again, and CheckShellPath when a file was read:
+//
+//	cfg, err := config.Load(path) // every problem of the file, with lines
+//	applyFlags(&cfg)
+//	err = cfg.Validate()          // every problem of the final values
+//	err = cfg.CheckShellPath()    // only when a config file was read (ztick)
+//
+// Compared with ztick's line-based dialect, a tock config is real TOML
+// (so ztick's `persistence = memory` without quotes must become
+// `persistence = "memory"`), keys are case-sensitive, keys outside a section
+// and unknown keys are errors, and `database.logfile_path` is rejected: tock
+// keeps one logfile per shard under `database.data_dir`. ztick's
+// `[telemetry]` keys are accepted and ignored.
 package config
 
 import (
@@ -32,6 +47,7 @@ type Config struct {
 	Control    Control    `toml:"control"`
 	Shell      Shell      `toml:"shell"`
 	HTTP       HTTP       `toml:"http"`
+	Telemetry  Telemetry  `toml:"telemetry"`
 }
 
 // Log is the [log] section.
@@ -94,6 +110,16 @@ type Shell struct {
 type HTTP struct {
 	// Listen is the HTTP address; empty turns HTTP off. Nil means the default.
 	Listen *string `toml:"listen"`
+}
+
+// Telemetry is ztick's [telemetry] section (OpenTelemetry export). tock
+// accepts its keys so that a ztick config loads unchanged, checks their
+// types, and otherwise ignores them: tock exports nothing over OTLP.
+type Telemetry struct {
+	Enabled         bool   `toml:"enabled"`
+	Endpoint        string `toml:"endpoint"`
+	ServiceName     string `toml:"service_name"`
+	FlushIntervalMS int    `toml:"flush_interval_ms"`
 }
 
 // Duration is a time.Duration that reads from TOML as "1s", "250ms", ...

@@ -56,8 +56,16 @@ func (w *Worker) answerAll(req ipc.Request) ipc.Reply {
 			Compression: st.Compression,
 		}}
 	}
+	shards := w.shards
+	if req.Shard != ipc.AllShards {
+		sh, ok := w.shards[req.Shard]
+		if !ok {
+			return ipc.Reply{Seq: req.Seq, Kind: ipc.KindNotOwned}
+		}
+		shards = map[int]*shard{sh.id: sh}
+	}
 	var jobs []ipc.JobLine
-	for _, sh := range w.shards {
+	for _, sh := range shards {
 		sh.jobs.Query(req.Key, func(j store.Job) bool {
 			jobs = append(jobs, ipc.JobLine{ID: j.ID, Status: j.Status, Execution: j.Execution})
 			return true
