@@ -156,6 +156,6 @@ type JobLine struct {
 // Stat is one worker's share of the STAT figures.
 type Stat struct {
 	JobsTotal, JobsPlanned, JobsTriggered, JobsExecuted, JobsFailed int64
-	ExecutionsPending, ExecutionsInflight                          int64
-	Compression                                                    string
+	ExecutionsPending, ExecutionsInflight                           int64
+	Compression                                                     string
 }

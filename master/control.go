@@ -1,8 +1,215 @@
 package master
 
-// startControl starts the control server (control.sock, and control.url
-// when configured). Replaced by the control-socket implementation.
-func (m *Master) startControl() error { return nil }
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
 
-// stopControl stops the control server.
-func (m *Master) stopControl() {}
+	"github.com/hashicorp/go-hclog"
+)
+
+// ControlSocket is the control socket's file name inside the data dir.
+const ControlSocket = "control.sock"
+
+// Control server limits.
+const (
+	controlMaxBody          = 1 << 20 // bytes of a request body
+	controlReadHeaderTime   = 5 * time.Second
+	controlReadTimeout      = 10 * time.Second
+	controlWriteTimeout     = 30 * time.Second
+	controlIdleTimeout      = 2 * time.Minute
+	controlShutdownTimeout  = 5 * time.Second
+	controlWorkerCallWait   = 5 * time.Second
+	controlLiveCheckTimeout = time.Second
+)
+
+// ControlServer is the master's control endpoint (DESIGN §9): HTTP/1.1 on
+// <data_dir>/control.sock, and on control.url when configured. Every
+// request carries control.token when one is set.
+type ControlServer struct {
+	m      *Master
+	log    hclog.Logger
+	token  string
+	path   string // the Unix socket file
+	srv    *http.Server
+	wg     sync.WaitGroup
+	closed sync.Once
+}
+
+// controls holds each running Master's control server. Master has no field
+// for it (master.go belongs to the cluster skeleton), so it lives here,
+// keyed by the Master; startControl adds, stopControl removes.
+var controls sync.Map // *Master → *ControlServer
+
+// startControl claims control.sock, opens control.url when configured, and
+// serves both until stopControl.
+func (m *Master) startControl() error {
+	cs := &ControlServer{
+		m: m, log: m.log.Named("control"), token: m.cfg.Control.Token,
+		path: filepath.Join(m.cfg.Database.DataDir, ControlSocket),
+	}
+	cs.srv = &http.Server{
+		Handler:           cs,
+		ReadHeaderTimeout: controlReadHeaderTime,
+		ReadTimeout:       controlReadTimeout,
+		WriteTimeout:      controlWriteTimeout,
+		IdleTimeout:       controlIdleTimeout,
+		ErrorLog:          cs.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
+	unixLn, err := cs.listenUnix()
+	if err != nil {
+		return err
+	}
+	listeners := []net.Listener{unixLn}
+	if u := m.cfg.Control.URL; u != "" {
+		hostport, ok := strings.CutPrefix(u, "tcp://")
+		if !ok {
+			unixLn.Close()
+			return fmt.Errorf("control.url %q must be tcp://host:port", u)
+		}
+		tcpLn, err := net.Listen("tcp", hostport)
+		if err != nil {
+			unixLn.Close()
+			return fmt.Errorf("listen on control.url %s: %w", u, err)
+		}
+		listeners = append(listeners, tcpLn)
+	}
+	for _, ln := range listeners {
+		cs.wg.Add(1)
+		go cs.serve(ln)
+		cs.log.Info("control server listening", "addr", ln.Addr().String(), "token", cs.token != "")
+	}
+	controls.Store(m, cs)
+	return nil
+}
+
+// stopControl stops the control server, letting requests in flight finish.
+// The socket file is removed on a real stop only: on a restart the next
+// master claims it again.
+func (m *Master) stopControl() {
+	v, ok := controls.LoadAndDelete(m)
+	if !ok {
+		return
+	}
+	m.mu.Lock()
+	restarting := m.restarting
+	m.mu.Unlock()
+	v.(*ControlServer).close(!restarting)
+}
+
+func (cs *ControlServer) serve(ln net.Listener) {
+	defer cs.wg.Done()
+	if err := cs.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		cs.log.Error("control server stopped", "addr", ln.Addr().String(), "error", err)
+	}
+}
+
+func (cs *ControlServer) close(unlink bool) {
+	cs.closed.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), controlShutdownTimeout)
+		defer cancel()
+		if err := cs.srv.Shutdown(ctx); err != nil {
+			cs.log.Warn("control server shutdown", "error", err)
+			cs.srv.Close()
+		}
+		cs.wg.Wait()
+		if unlink {
+			if err := os.Remove(cs.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				cs.log.Warn("remove control socket", "path", cs.path, "error", err)
+			}
+		}
+	})
+}
+
+// listenUnix claims the socket file safely: a live server on it means
+// another tock runs on this data dir; a stale file is removed. The socket
+// is then made private (0600) and every connection's peer uid is checked.
+func (cs *ControlServer) listenUnix() (net.Listener, error) {
+	dir := filepath.Dir(cs.path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create data dir for the control socket: %w", err)
+	}
+	if err := claimSocket(cs.path); err != nil {
+		return nil, err
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: cs.path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("listen on control socket %s: %w", cs.path, err)
+	}
+	// Unlinked by stopControl on a real stop only, never by Close.
+	ln.SetUnlinkOnClose(false)
+	if err := os.Chmod(cs.path, 0o600); err != nil {
+		ln.Close()
+		os.Remove(cs.path)
+		return nil, fmt.Errorf("make control socket private: %w", err)
+	}
+	return &peerCheckListener{UnixListener: ln, uid: os.Getuid(), log: cs.log}, nil
+}
+
+// claimSocket makes path free for a new listener: it refuses when a server
+// answers there and removes a stale socket file.
+func claimSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("check control socket: %w", err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket; remove it", path)
+	}
+	if c, err := net.DialTimeout("unix", path, controlLiveCheckTimeout); err == nil {
+		c.Close()
+		return fmt.Errorf("another tock is running on %s", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove stale control socket: %w", err)
+	}
+	return nil
+}
+
+// ServeHTTP checks the token, finds the route, checks the method and runs
+// the handler; a handler's error becomes the JSON error reply.
+func (cs *ControlServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !cs.authorized(r) {
+		writeControlError(w, cs.log, errUnauthorized)
+		return
+	}
+	rt, ok := controlRoutes[r.URL.Path]
+	if !ok {
+		writeControlError(w, cs.log, &controlError{status: http.StatusNotFound, msg: "no such endpoint " + r.URL.Path})
+		return
+	}
+	if r.Method != rt.method {
+		w.Header().Set("Allow", rt.method)
+		writeControlError(w, cs.log, &controlError{status: http.StatusMethodNotAllowed,
+			msg: r.URL.Path + " takes " + rt.method + ", not " + r.Method})
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, controlMaxBody)
+	if err := rt.handle(cs, w, r); err != nil {
+		writeControlError(w, cs.log, err)
+	}
+}
+
+// authorized reports whether r carries the token (or none is needed):
+// "Authorization: Bearer T" or "?token=T", compared in constant time.
+func (cs *ControlServer) authorized(r *http.Request) bool {
+	if cs.token == "" {
+		return true
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		got = r.URL.Query().Get("token")
+	}
+	return subtle.ConstantTimeCompare([]byte(got), []byte(cs.token)) == 1
+}
