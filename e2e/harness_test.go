@@ -46,6 +46,7 @@ func TestMain(m *testing.M) {
 // cluster is one running `tock serve`.
 type cluster struct {
 	t       *testing.T
+	bin     string // binary to run; tockBin unless set
 	dir     string
 	cfgPath string
 	cmd     *exec.Cmd
@@ -100,7 +101,20 @@ func startCluster(t *testing.T, dir, cfg string) *cluster {
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, dir: dir, cfgPath: path}
+	c := &cluster{t: t, dir: dir, cfgPath: path, bin: tockBin}
+	c.start()
+	t.Cleanup(c.cleanup)
+	return c
+}
+
+// startClusterBin is startCluster running the binary at bin.
+func startClusterBin(t *testing.T, dir, bin, cfg string) *cluster {
+	t.Helper()
+	path := filepath.Join(dir, "tock.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{t: t, dir: dir, cfgPath: path, bin: bin}
 	c.start()
 	t.Cleanup(c.cleanup)
 	return c
@@ -112,7 +126,7 @@ func (c *cluster) start() {
 	c.t.Helper()
 	c.logs = &syncBuffer{}
 	c.exited = make(chan struct{})
-	c.cmd = exec.Command(tockBin, "serve", "-c", c.cfgPath)
+	c.cmd = exec.Command(c.bin, "serve", "-c", c.cfgPath)
 	c.cmd.Dir = c.dir
 	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
 	if err := c.cmd.Start(); err != nil {

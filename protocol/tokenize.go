@@ -82,8 +82,10 @@ func quoted(s string) (string, int, error) {
 
 // quotedEscaped continues quoted from s[j], the first backslash.
 func quotedEscaped(s string, j int) (string, int, error) {
+	// Grow only by what is known: growing to len(s) would make a line of
+	// many escaped tokens cost quadratic memory.
 	var b strings.Builder
-	b.Grow(len(s))
+	b.Grow(j + 16)
 	b.WriteString(s[1:j])
 	for ; j < len(s); j++ {
 		switch c := s[j]; c {

@@ -2,6 +2,8 @@ package protocol
 
 import (
 	"reflect"
+	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -84,5 +86,24 @@ func TestAppendTokenRoundTrip(t *testing.T) {
 	}
 	if got := string(appendToken(nil, "a\nb")); got != `"a b"` {
 		t.Errorf("appendToken with LF = %q, want %q", got, `"a b"`)
+	}
+}
+
+// TestTokenizeManyEscapedTokens: each escaped token costs its own size, not
+// the rest of the line (a long line of them stays linear).
+func TestTokenizeManyEscapedTokens(t *testing.T) {
+	line := []byte(strings.Repeat(`"a\"b" `, 100000))
+	toks, err := Tokenize(line, nil)
+	if err != nil || len(toks) != 100000 || toks[0] != `a"b` {
+		t.Fatalf("got %d tokens, %v", len(toks), err)
+	}
+	var ms1, ms2 runtime.MemStats
+	runtime.ReadMemStats(&ms1)
+	if _, err := Tokenize(line, nil); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&ms2)
+	if grown := ms2.TotalAlloc - ms1.TotalAlloc; grown > 64<<20 {
+		t.Fatalf("tokenizing a %d-byte line allocated %d bytes", len(line), grown)
 	}
 }

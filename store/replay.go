@@ -213,43 +213,62 @@ func (s *scanner) next() (rec Record, done bool, err error) {
 // But a flipped bit in the length of a record in the middle looks the same,
 // and trimming then would silently drop every record after it (ztick's
 // behaviour). So look for an intact frame after this point: if one exists,
-// the damage is not the tail and replay fails instead.
+// or the search cannot rule one out, the damage is not treated as the tail
+// and replay fails instead.
 func (s *scanner) badLength(reason string) error {
 	next, err := s.findFrame(s.off + 1)
-	if err != nil {
+	switch {
+	case err != nil:
 		return err
-	}
-	if next < 0 {
+	case next == noFrame:
 		s.torn(reason)
 		return nil
+	case next == unknownFrame:
+		return s.corrupt(reason + ", and the data after it is too large to rule out intact records")
 	}
 	return s.corrupt(fmt.Sprintf("%s, but an intact record follows at offset %d", reason, next))
 }
 
+const (
+	noFrame      = -1 // findFrame: no intact frame follows
+	unknownFrame = -2 // findFrame: gave up before it could tell
+	// findBudget bounds the bytes findFrame checksums. Real torn tails are
+	// one batch long and cost little; a pathological file must not make
+	// startup quadratic, so past the budget replay fails safe (as corrupt).
+	findBudget = 64 << 20
+)
+
 // findFrame returns the offset of the first intact frame (plausible length,
-// matching CRC) starting at or after from, or -1. It only looks as far as a
-// real frame boundary can be from a damaged frame's start: the damaged
-// frame was at most MaxPayload long.
+// known record type, matching CRC) starting at or after from. It only looks
+// as far as a real frame boundary can be from a damaged frame's start: the
+// damaged frame was at most MaxPayload long.
 func (s *scanner) findFrame(from int64) (int64, error) {
 	n := min(s.size-from, 2*(frameHeaderSize+MaxPayload))
 	if n < frameHeaderSize+1 {
-		return -1, nil
+		return noFrame, nil
 	}
 	win := make([]byte, n)
 	if _, err := s.f.ReadAt(win, from); err != nil {
-		return -1, fmt.Errorf("replay %s: read at offset %d: %w", s.path, from, err)
+		return 0, fmt.Errorf("replay %s: read at offset %d: %w", s.path, from, err)
 	}
+	budget := findBudget
 	for p := 0; p+frameHeaderSize < len(win); p++ {
 		size := int(binary.BigEndian.Uint32(win[p:]))
-		if size == 0 || size > MaxPayload || size > len(win)-p-frameHeaderSize {
+		if size == 0 || size > len(win)-p-frameHeaderSize {
 			continue
 		}
 		payload := win[p+frameHeaderSize : p+frameHeaderSize+size]
+		if payload[0] > byte(RecordStatus) {
+			continue // cheap filter: not a record type
+		}
+		if budget -= size; budget < 0 {
+			return unknownFrame, nil
+		}
 		if crc32.Checksum(payload, castagnoli) == binary.BigEndian.Uint32(win[p+4:]) {
 			return from + int64(p), nil
 		}
 	}
-	return -1, nil
+	return noFrame, nil
 }
 
 func (s *scanner) torn(reason string) {

@@ -34,6 +34,7 @@ func main() {
 		EnableBashCompletion: false,
 		Commands: []*cli.Command{
 			serveCommand(),
+			ctlCommand(),
 			workerCommand(),
 			versionCommand(),
 		},

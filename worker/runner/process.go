@@ -54,7 +54,9 @@ func runProcess(ctx context.Context, ex Execution, path string, args []string, m
 		cmd.Stdout = tail
 		cmd.Stderr = tail
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: a worker killed mid-execution takes its children with it,
+	// so the re-run after recovery is the only run that completes.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error {
 		err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		if errors.Is(err, syscall.ESRCH) {

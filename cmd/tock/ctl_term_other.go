@@ -1,0 +1,12 @@
+//go:build !linux
+
+package main
+
+import "errors"
+
+// isTerminal is not implemented off Linux: top then reads keys line by line.
+func isTerminal(int) bool { return false }
+
+func makeRaw(int) (func(), error) { return nil, errors.New("raw mode is only implemented on Linux") }
+
+func termSize(int) (cols, rows int) { return 80, 24 }

@@ -1,0 +1,273 @@
+package master
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// controlRoute is one control endpoint: the method it takes and its handler.
+type controlRoute struct {
+	method string
+	handle func(cs *ControlServer, w http.ResponseWriter, r *http.Request) error
+}
+
+// controlRoutes is the control API (DESIGN §9), one entry per path.
+var controlRoutes = map[string]controlRoute{
+	"/stats":          {http.MethodGet, (*ControlServer).serveStats},
+	"/healthz":        {http.MethodGet, (*ControlServer).serveHealthz},
+	"/gc-stats":       {http.MethodGet, (*ControlServer).serveGCStats},
+	"/backtraces":     {http.MethodGet, (*ControlServer).serveBacktraces},
+	"/phased-restart": {http.MethodPost, (*ControlServer).servePhasedRestart},
+	"/restart":        {http.MethodPost, (*ControlServer).serveRestart},
+	"/stop":           {http.MethodPost, (*ControlServer).serveStop},
+	"/halt":           {http.MethodPost, (*ControlServer).serveHalt},
+	"/workers":        {http.MethodPost, (*ControlServer).serveWorkers},
+	"/compact":        {http.MethodPost, (*ControlServer).serveCompact},
+}
+
+// controlError is an error with the HTTP status it is answered with.
+type controlError struct {
+	status int
+	msg    string
+}
+
+func (e *controlError) Error() string { return e.msg }
+
+var errUnauthorized = &controlError{status: http.StatusUnauthorized, msg: "unauthorized"}
+
+func badRequest(format string, args ...any) error {
+	return &controlError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
+}
+
+// actionError maps the error of a cluster action to 409: the actions refuse
+// only while another rollout runs or the master is stopping
+// (ErrRestartInProgress, "stopping"); both are states, not bad requests.
+func actionError(err error) error {
+	return &controlError{status: http.StatusConflict, msg: err.Error()}
+}
+
+// writeControlError is the one place control errors reach the wire:
+// {"error": "..."} with the error's status (500 when it has none).
+func writeControlError(w http.ResponseWriter, log hclog.Logger, err error) {
+	status := http.StatusInternalServerError
+	var ce *controlError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &ce):
+		status = ce.status
+	case errors.As(err, &mbe):
+		status = http.StatusRequestEntityTooLarge
+	}
+	if status >= 500 {
+		log.Error("control request failed", "error", err)
+	}
+	writeJSON(w, status, map[string]string{"error": err.Error()})
+}
+
+// writeJSON writes v with an exact Content-Length and flushes it, so the
+// reply is complete on the wire before an action that may end the process.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":` + strconv.Quote("encode reply: "+err.Error()) + `}`)
+	}
+	b = append(b, '\n')
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	// The client may have gone; there is no one left to tell.
+	_, _ = w.Write(b)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+var statusOK = map[string]string{"status": "ok"}
+
+func (cs *ControlServer) serveStats(w http.ResponseWriter, _ *http.Request) error {
+	writeJSON(w, http.StatusOK, cs.m.Stats())
+	return nil
+}
+
+func (cs *ControlServer) serveHealthz(w http.ResponseWriter, _ *http.Request) error {
+	if ok, reason := cs.m.Healthy(); !ok {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": reason})
+		return nil
+	}
+	writeJSON(w, http.StatusOK, statusOK)
+	return nil
+}
+
+// GCStatsReply is GET /gc-stats: the master's figures and each worker's.
+type GCStatsReply struct {
+	Master  ProcessGCStats     `json:"master"`
+	Workers []WorkerCallResult `json:"workers"`
+}
+
+func (cs *ControlServer) serveGCStats(w http.ResponseWriter, _ *http.Request) error {
+	writeJSON(w, http.StatusOK, GCStatsReply{
+		Master:  readGCStats(),
+		Workers: nonNil(cs.m.CallWorkers("gc-stats", controlWorkerCallWait)),
+	})
+	return nil
+}
+
+// BacktracesReply is GET /backtraces: goroutine dumps of every process.
+type BacktracesReply struct {
+	Master  ProcessBacktraces  `json:"master"`
+	Workers []WorkerCallResult `json:"workers"`
+}
+
+func (cs *ControlServer) serveBacktraces(w http.ResponseWriter, _ *http.Request) error {
+	writeJSON(w, http.StatusOK, BacktracesReply{
+		Master:  readBacktraces(),
+		Workers: nonNil(cs.m.CallWorkers("backtraces", controlWorkerCallWait)),
+	})
+	return nil
+}
+
+func (cs *ControlServer) servePhasedRestart(w http.ResponseWriter, _ *http.Request) error {
+	if err := cs.m.PhasedRestart(); err != nil {
+		return actionError(err)
+	}
+	cs.log.Info("phased restart requested")
+	writeJSON(w, http.StatusAccepted, statusOK)
+	return nil
+}
+
+// stoppingError is 409 when the master is already stopping.
+func (cs *ControlServer) stoppingError() error {
+	cs.m.mu.Lock()
+	defer cs.m.mu.Unlock()
+	if cs.m.stopping || cs.m.restarting {
+		return &controlError{status: http.StatusConflict, msg: "tock is already stopping"}
+	}
+	return nil
+}
+
+// replyThen answers 202 and only then runs act, so the client has its reply
+// before the process restarts or exits.
+func (cs *ControlServer) replyThen(w http.ResponseWriter, what string, act func()) error {
+	if err := cs.stoppingError(); err != nil {
+		return err
+	}
+	cs.log.Info(what + " requested")
+	writeJSON(w, http.StatusAccepted, statusOK)
+	go act()
+	return nil
+}
+
+func (cs *ControlServer) serveRestart(w http.ResponseWriter, _ *http.Request) error {
+	return cs.replyThen(w, "restart", func() {
+		if err := cs.m.Restart(); err != nil {
+			cs.log.Warn("restart refused", "error", err)
+		}
+	})
+}
+
+func (cs *ControlServer) serveStop(w http.ResponseWriter, _ *http.Request) error {
+	return cs.replyThen(w, "stop", cs.m.Stop)
+}
+
+func (cs *ControlServer) serveHalt(w http.ResponseWriter, _ *http.Request) error {
+	return cs.replyThen(w, "halt", cs.m.Halt)
+}
+
+// WorkersRequest is POST /workers: exactly one of Delta and Count.
+type WorkersRequest struct {
+	// Delta adds (or, negative, removes) workers.
+	Delta *int `json:"delta,omitempty"`
+	// Count sets the number of workers.
+	Count *int `json:"count,omitempty"`
+}
+
+func (cs *ControlServer) serveWorkers(w http.ResponseWriter, r *http.Request) error {
+	var req WorkersRequest
+	if err := decodeBody(r.Body, &req); err != nil {
+		return err
+	}
+	var target int
+	switch {
+	case (req.Delta == nil) == (req.Count == nil):
+		return badRequest(`want exactly one of {"delta": N} and {"count": N}`)
+	case req.Delta != nil:
+		if *req.Delta == 0 {
+			return badRequest("delta must not be 0")
+		}
+		target = cs.m.slotCount() + *req.Delta
+	default:
+		target = *req.Count
+	}
+	if target < 1 {
+		return badRequest("a cluster needs at least one worker, asked for %d", target)
+	}
+	if err := cs.stoppingError(); err != nil {
+		return err
+	}
+	if err := cs.m.Scale(target); err != nil {
+		return actionError(err)
+	}
+	cs.log.Info("scaling requested", "workers", target)
+	writeJSON(w, http.StatusAccepted, statusOK)
+	return nil
+}
+
+// decodeBody reads one JSON object, rejecting unknown fields and trailing
+// data.
+func decodeBody(body io.Reader, v any) error {
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		if errors.Is(err, io.EOF) {
+			return badRequest("empty body, want a JSON object")
+		}
+		return badRequest("bad JSON body: %v", err)
+	}
+	if dec.More() {
+		return badRequest("bad JSON body: more than one value")
+	}
+	return nil
+}
+
+// CompactReply is POST /compact: each worker's answer.
+type CompactReply struct {
+	Status  string             `json:"status"`
+	Workers []WorkerCallResult `json:"workers"`
+}
+
+func (cs *ControlServer) serveCompact(w http.ResponseWriter, _ *http.Request) error {
+	res := nonNil(cs.m.CallWorkers("compact", controlWorkerCallWait))
+	var failed []string
+	for _, r := range res {
+		if r.Error != "" {
+			failed = append(failed, fmt.Sprintf("worker %d (pid %d): %s", r.Index, r.PID, r.Error))
+		}
+	}
+	if len(failed) > 0 {
+		return &controlError{status: http.StatusBadGateway, msg: "compact: " + strings.Join(failed, "; ")}
+	}
+	cs.log.Info("compaction requested", "workers", len(res))
+	writeJSON(w, http.StatusAccepted, CompactReply{Status: "ok", Workers: res})
+	return nil
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,59 @@
+package master
+
+import (
+	"bytes"
+	"os"
+	"runtime"
+	"runtime/pprof"
+)
+
+// ProcessGCStats is one process's Go memory and GC figures (GET /gc-stats);
+// the fields are those the workers report.
+type ProcessGCStats struct {
+	// PID of the process.
+	PID int `json:"pid"`
+	// HeapAlloc is the bytes of allocated heap objects.
+	HeapAlloc uint64 `json:"heap_alloc"`
+	// HeapSys is the heap memory obtained from the OS.
+	HeapSys uint64 `json:"heap_sys"`
+	// HeapObjects is the number of allocated heap objects.
+	HeapObjects uint64 `json:"heap_objects"`
+	// TotalAlloc is the cumulative bytes allocated.
+	TotalAlloc uint64 `json:"total_alloc"`
+	// Sys is the total memory obtained from the OS.
+	Sys uint64 `json:"sys"`
+	// NumGC is the number of completed GC cycles.
+	NumGC uint32 `json:"num_gc"`
+	// PauseTotalNs is the cumulative stop-the-world pause time.
+	PauseTotalNs uint64 `json:"pause_total_ns"`
+	// LastPauseNs is the latest GC pause.
+	LastPauseNs uint64 `json:"last_pause_ns"`
+	// Goroutines is the number of goroutines.
+	Goroutines int `json:"goroutines"`
+}
+
+func readGCStats() ProcessGCStats {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ProcessGCStats{
+		PID: os.Getpid(), HeapAlloc: ms.HeapAlloc, HeapSys: ms.HeapSys, HeapObjects: ms.HeapObjects,
+		TotalAlloc: ms.TotalAlloc, Sys: ms.Sys, NumGC: ms.NumGC, PauseTotalNs: ms.PauseTotalNs,
+		LastPauseNs: ms.PauseNs[(ms.NumGC+255)%256], Goroutines: runtime.NumGoroutine(),
+	}
+}
+
+// ProcessBacktraces is one process's goroutine dump (GET /backtraces).
+type ProcessBacktraces struct {
+	// PID of the process.
+	PID int `json:"pid"`
+	// Goroutines is the dump in Go's panic format.
+	Goroutines string `json:"goroutines"`
+}
+
+func readBacktraces() ProcessBacktraces {
+	var b bytes.Buffer
+	if err := pprof.Lookup("goroutine").WriteTo(&b, 2); err != nil {
+		b.WriteString("goroutine dump failed: " + err.Error())
+	}
+	return ProcessBacktraces{PID: os.Getpid(), Goroutines: b.String()}
+}
