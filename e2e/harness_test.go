@@ -125,6 +125,12 @@ var readyRE = regexp.MustCompile(`tock is ready: listen=(\S+)`)
 func (c *cluster) start() {
 	c.t.Helper()
 	c.logs = &syncBuffer{}
+	c.startWith(c.logs.String)
+}
+
+// startWith starts the process and waits for the ready line in logs().
+func (c *cluster) startWith(logs func() string) {
+	c.t.Helper()
 	c.exited = make(chan struct{})
 	c.cmd = exec.Command(c.bin, "serve", "-c", c.cfgPath)
 	c.cmd.Dir = c.dir
@@ -142,7 +148,7 @@ func (c *cluster) start() {
 			c.t.Fatalf("tock exited at start: %v\n%s", c.exitErr, c.logs.String())
 		default:
 		}
-		m := readyRE.FindStringSubmatch(c.logs.String())
+		m := readyRE.FindStringSubmatch(logs())
 		if m == nil {
 			return false
 		}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"flag"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -103,6 +104,8 @@ func fileSizeB(b *testing.B, path string) int64 {
 	return res.Bytes
 }
 
+var bigBench = flag.Bool("big", false, "run BenchmarkJobsMemory with 10M jobs too")
+
 // BenchmarkJobsMemory reports the heap a job costs beyond its id's bytes,
 // with every job planned (so in the due heap too). Ids are "job.%08d", 12
 // bytes, which the store clones into 16-byte allocations; the 4 bytes of
@@ -110,6 +113,9 @@ func fileSizeB(b *testing.B, path string) int64 {
 func BenchmarkJobsMemory(b *testing.B) {
 	for _, n := range []int{1_000_000, 10_000_000} {
 		b.Run(fmt.Sprintf("%dM", n/1_000_000), func(b *testing.B) {
+			if n > 1_000_000 && !*bigBench {
+				b.Skip("takes minutes and ~3 GB; run with -big")
+			}
 			for b.Loop() {
 				b.ReportMetric(jobsMemory(b, n), "bytes/job")
 			}

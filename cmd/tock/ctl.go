@@ -29,8 +29,7 @@ func ctlCommand() *cli.Command {
 			if c.Args().Present() {
 				return cli.Exit(fmt.Sprintf("usage: unknown ctl command %q (see tock ctl --help)", c.Args().First()), exitUsage)
 			}
-			_ = cli.ShowSubcommandHelp(c) // best effort: the exit code says it all
-			return cli.Exit("", exitUsage)
+			return cli.Exit("usage: tock ctl [--control ADDR] [--token T] [--json] CMD (see tock ctl --help)", exitUsage)
 		},
 		Subcommands: []*cli.Command{
 			ctlSub("stats", "print the stats tree (a summary, or the JSON with --json)", nil, ctlStats),

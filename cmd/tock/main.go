@@ -35,8 +35,10 @@ func main() {
 		Commands: []*cli.Command{
 			serveCommand(),
 			ctlCommand(),
+			dumpCommand(),
 			workerCommand(),
 			versionCommand(),
+			benchCommand(),
 		},
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return cli.Exit("usage: "+err.Error(), exitUsage)

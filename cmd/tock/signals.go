@@ -28,6 +28,7 @@ func handleSignal(m *master.Master, sig os.Signal, out *reopenable, log hclog.Lo
 	case syscall.SIGHUP:
 		err = out.Reopen()
 		if err == nil {
+			log.Info("log file reopened")
 			err = m.Reload()
 		}
 	}

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"net/url"
+	"sort"
 	"strings"
 )
 
@@ -83,7 +84,8 @@ func secretsOf(raw string) []string {
 // scrub removes the credentials of URL raw from text: raw itself is replaced
 // by its redacted form and any remaining occurrence of its password (in any
 // encoding) by xxxxx. A very short password may garble the text; it never
-// leaks.
+// leaks. The redacted URL itself is kept intact even when it contains the
+// password string elsewhere (guest:guest → guest:xxxxx).
 func scrub(text, raw string) string {
 	if text == "" || raw == "" {
 		return text
@@ -92,19 +94,17 @@ func scrub(text, raw string) string {
 	if len(secrets) == 0 {
 		return text
 	}
-	text = strings.ReplaceAll(text, raw, redact(raw))
 	// Longest first so that a form containing another is replaced whole.
-	for i := 0; i < len(secrets); i++ {
-		for j := i + 1; j < len(secrets); j++ {
-			if len(secrets[j]) > len(secrets[i]) {
-				secrets[i], secrets[j] = secrets[j], secrets[i]
+	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
+	red := redact(raw)
+	parts := strings.Split(strings.ReplaceAll(text, raw, red), red)
+	for i, p := range parts {
+		for _, s := range secrets {
+			if s != "" && s != redactedPassword {
+				p = strings.ReplaceAll(p, s, redactedPassword)
 			}
 		}
+		parts[i] = p
 	}
-	for _, s := range secrets {
-		if s != "" && s != redactedPassword {
-			text = strings.ReplaceAll(text, s, redactedPassword)
-		}
-	}
-	return text
+	return strings.Join(parts, red)
 }

@@ -191,8 +191,18 @@ func (d *Dispatcher) Close() error {
 // withCause replaces the error of a failed outcome by the context's cause
 // (timeout or cancellation) when the context is done: "signal: killed" or
 // "context deadline exceeded" are effects, the cause is the useful text.
+//
+// A socket deadline derived from the context deadline can fire a moment
+// before the context's own timer: once the deadline has passed, wait for the
+// context to be done (imminent) so that the timeout is reported as such.
 func withCause(ctx context.Context, o store.Outcome) store.Outcome {
-	if o.Error != "" && ctx.Err() != nil {
+	if o.Error == "" {
+		return o
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		<-ctx.Done()
+	}
+	if ctx.Err() != nil {
 		o.Error = context.Cause(ctx).Error()
 	}
 	return o
