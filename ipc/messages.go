@@ -117,6 +117,9 @@ type Outcome struct {
 	JobID     string        `json:"job_id"`
 	Execution int64         `json:"execution"`
 	Outcome   store.Outcome `json:"outcome"`
+	// Requeue: the execution never started (its worker stopped first);
+	// the owner plans the job again instead of recording an outcome.
+	Requeue bool `json:"requeue,omitempty"`
 }
 
 // Status is a worker's last_status, sent as its heartbeat. Field names are

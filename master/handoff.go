@@ -92,8 +92,12 @@ func (m *Master) replaceSlot(i, phase int) error {
 	}
 	m.mu.Unlock()
 	m.watch(np)
-	if err := m.handoff(old, np, shards); err != nil {
-		return fmt.Errorf("hand off worker %d: %w", i, err)
+	// One shard at a time: each hold lasts one shard's replay, not the
+	// whole worker's.
+	for _, sh := range shards {
+		if err := m.handoff(old, np, []int{sh}); err != nil {
+			return fmt.Errorf("hand off shard %d of worker %d: %w", sh, i, err)
+		}
 	}
 	if old != nil {
 		go func() {

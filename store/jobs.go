@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 )
@@ -220,10 +221,7 @@ func (j *Jobs) Apply(r Record) {
 func (j *Jobs) Snapshot(fn func(Job)) {
 	planned := slices.Clone(j.due)
 	slices.SortFunc(planned, func(a, b *entry) int {
-		if dueBefore(a, b) {
-			return -1
-		}
-		return 1
+		return cmp.Or(cmp.Compare(a.exec, b.exec), cmp.Compare(a.seq, b.seq))
 	})
 	for _, e := range planned {
 		fn(e.job())

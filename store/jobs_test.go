@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"unsafe"
 )
 
 // popIDs pops every job due at now and returns their ids in order.
@@ -309,3 +310,11 @@ func TestJobsAgainstModel(t *testing.T) {
 }
 
 func equalStrings(a, b []string) bool { return len(a) == 0 && len(b) == 0 || slices.Equal(a, b) }
+
+// A shard may hold millions of jobs; keep an entry in the 48-byte size class
+// (BenchmarkJobsMemory measures the whole cost per job).
+func TestJobEntryStaysSmall(t *testing.T) {
+	if size := unsafe.Sizeof(entry{}); size > 48 {
+		t.Fatalf("entry is %d bytes, want <= 48", size)
+	}
+}

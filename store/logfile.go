@@ -306,14 +306,16 @@ func (l *Logfile) Close() error {
 		return nil
 	}
 	l.closed = true
-	f, cover, failed := l.f, l.seq, l.err
+	f, seq, failed := l.f, l.seq, l.err
 	l.mu.Unlock()
 
 	var err error
+	var cover uint64 // what Close made durable, for Syncs still waiting
 	if l.policy != FsyncNever && failed == nil {
 		if err = l.syncFile(f); err != nil {
 			err = fmt.Errorf("close %s: fsync: %w", l.path, err)
-			cover = 0
+		} else {
+			cover = seq
 		}
 	}
 	if cerr := f.Close(); cerr != nil {

@@ -125,6 +125,10 @@ func (w *Worker) applyRemoteOutcome(o ipc.Outcome) {
 	if !ok || j.Status != store.Triggered || j.Execution != o.Execution {
 		return
 	}
+	if o.Requeue {
+		sh.jobs.Set(o.JobID, o.Execution) // due: the next tick triggers it here
+		return
+	}
 	st := store.Executed
 	if !o.Outcome.Succeeded() {
 		st = store.Failed

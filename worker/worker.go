@@ -334,7 +334,14 @@ func (w *Worker) shutdown(timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	w.log.Info("worker draining", "inflight", w.pipe.Inflight(), "pending", w.pipe.Pending())
-	w.pipe.Shutdown(ctx)
+	for _, ex := range w.pipe.Shutdown(ctx) {
+		// Never started: a released shard's new owner plans it again; an
+		// owned shard keeps it triggered in its log, so it runs after the
+		// next start (at-least-once).
+		if _, owned := w.shards[ex.Shard]; !owned {
+			w.send(ipc.TypeOutcome, ipc.Outcome{Shard: ex.Shard, JobID: ex.JobID, Execution: ex.Execution, Requeue: true})
+		}
+	}
 	w.applyResults()
 	w.closeShards()
 	w.commit.close()

@@ -49,7 +49,7 @@ func dumpCommand() *cli.Command {
 func runDump(c *cli.Context) error {
 	path, enc, err := dumpArgs(c)
 	if err != nil {
-		return cli.Exit(err.Error(), exitUsage)
+		return cli.Exit("usage: "+err.Error(), exitUsage)
 	}
 	d := &dumper{path: path, out: bufio.NewWriter(c.App.Writer), errw: c.App.ErrWriter, enc: enc}
 	if err := d.open(); err != nil {

@@ -123,6 +123,9 @@ func TestScrub(t *testing.T) {
 	if !strings.Contains(got, "amqp://u:xxxxx@h:1/") {
 		t.Errorf("scrub = %q", got)
 	}
+	if got := scrub("dial amqp://guest:guest@h/ failed for guest", "amqp://guest:guest@h/"); got != "dial amqp://guest:xxxxx@h/ failed for xxxxx" {
+		t.Errorf("scrub guest:guest = %q", got)
+	}
 	if got := scrub("no secrets here", "redis://host"); got != "no secrets here" {
 		t.Errorf("scrub changed text without credentials: %q", got)
 	}

@@ -1,0 +1,103 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tmuxServer is a private tmux server (its own socket and config) for
+// driving a terminal program.
+type tmuxServer struct {
+	t    *testing.T
+	bin  string
+	sock string
+	conf string
+}
+
+func startTmux(t *testing.T) *tmuxServer {
+	t.Helper()
+	bin, err := exec.LookPath("tmux")
+	if err != nil {
+		t.Skip("tmux is not installed: skipping the terminal test of `tock ctl top` (apt-get install tmux)")
+	}
+	dir := t.TempDir()
+	ts := &tmuxServer{t: t, bin: bin, sock: filepath.Join(dir, "tmux.sock"), conf: filepath.Join(dir, "tmux.conf")}
+	// remain-on-exit keeps the pane after top quits, so its exit status
+	// can be read.
+	if err := os.WriteFile(ts.conf, []byte("set -g remain-on-exit on\nset -g status off\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ts.run("kill-server") })
+	return ts
+}
+
+// run runs one tmux command against the private server.
+func (ts *tmuxServer) run(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ts.bin, append([]string{"-S", ts.sock, "-f", ts.conf}, args...)...)
+	cmd.Env = append(os.Environ(), "TMUX=", "TERM=xterm-256color")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (ts *tmuxServer) must(args ...string) string {
+	ts.t.Helper()
+	out, err := ts.run(args...)
+	if err != nil {
+		ts.t.Fatalf("tmux %v: %v\n%s", args, err, out)
+	}
+	return out
+}
+
+var topRowRE = regexp.MustCompile(`(?m)^\s+(\d+)\s+(\d+)\s+(\d+)\s+booted\s+\d+\.\ds\s+0\s+4\s+(\d+)\s`)
+
+// TestCtl_TopUnderTmux runs `tock ctl top` in a real terminal (tmux):
+// the view shows the cluster and its worker rows, computes a request rate
+// from successive samples, and quits on q with exit 0 (DESIGN §3).
+func TestCtl_TopUnderTmux(t *testing.T) {
+	ts := startTmux(t)
+	dir := t.TempDir()
+	c := startCluster(t, dir, clusterConfig(dir, ""))
+	cl := dial(t, c.addr)
+	for i := range 10 {
+		cl.expect(fmt.Sprintf("r%d SET top.job.%d 4102444800000000000", i, i), fmt.Sprintf("r%d OK", i))
+	}
+	ts.must("new-session", "-d", "-s", "top", "-x", "140", "-y", "24",
+		tockBin, "ctl", "--control", "unix://"+controlSocket(dir), "top", "--interval", "200ms")
+	var screen string
+	n := 10
+	waitFor(t, 30*time.Second, "top to show both workers, all jobs and a request rate", func() bool {
+		// Keep requests flowing so that req/s is above zero.
+		cl.expect(fmt.Sprintf("g%d GET top.job.1", n), fmt.Sprintf("g%d OK planned 4102444800000000000", n))
+		n++
+		screen = ts.must("capture-pane", "-p", "-t", "top")
+		rows := topRowRE.FindAllStringSubmatch(screen, -1)
+		if len(rows) != 2 || rows[0][1] != "0" || rows[1][1] != "1" {
+			return false
+		}
+		jobs := atoi(rows[0][4]) + atoi(rows[1][4])
+		return jobs == 10 && strings.Contains(screen, "tock top") &&
+			regexp.MustCompile(`req/s [1-9][0-9.]*`).MatchString(screen)
+	})
+	t.Logf("tock ctl top under tmux (140x24):\n%s", screen)
+	for _, want := range []string{"workers 2 (2 booted, 0 old)", "phase 0", "jobs 10: planned 10", "IDX", "CHECKIN"} {
+		if !strings.Contains(screen, want) {
+			t.Fatalf("top screen has no %q:\n%s", want, screen)
+		}
+	}
+	ts.must("send-keys", "-t", "top", "q")
+	waitFor(t, 10*time.Second, "top to quit on q", func() bool {
+		return strings.TrimSpace(ts.must("display-message", "-p", "-t", "top", "#{pane_dead}")) == "1"
+	})
+	if st := strings.TrimSpace(ts.must("display-message", "-p", "-t", "top", "#{pane_dead_status}")); st != "0" {
+		t.Fatalf("top exited with %s, want 0\n%s", st, ts.must("capture-pane", "-p", "-t", "top"))
+	}
+}
