@@ -1,15 +1,18 @@
 #!/bin/sh
-# Installs the external services the tock test-suite runs against for real:
+# Installs the external services the tock test suite runs against for real:
 # redis-server (worker/runner redis tests) and rabbitmq-server (worker/runner
-# amqp tests). Services are NOT started here: each test starts its own private
-# server on a free loopback port and stops it afterwards.
+# amqp tests). Nothing is started here: the tests start private servers on
+# free loopback ports and stop them (see worker/runner/main_test.go).
 #
-# Idempotent and quiet: does nothing when both binaries are already present.
+# Idempotent (does nothing when both are installed) and quiet: apt output is
+# shown only if the installation fails.
 set -eu
 
-have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/lib/rabbitmq/bin/$1" ]; }
+installed() {
+	command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]
+}
 
-if have redis-server && have rabbitmq-server; then
+if installed redis-server && installed rabbitmq-server; then
 	exit 0
 fi
 
@@ -18,9 +21,14 @@ if [ "$(id -u)" -ne 0 ]; then
 	SUDO="sudo"
 fi
 
-export DEBIAN_FRONTEND=noninteractive
-# policy-rc.d exit 101 would stop the postinst from starting the services, but
-# Debian's packages start them only where an init system runs; in containers
-# and CI there is none, which is what we want. We do not touch policy-rc.d.
-$SUDO apt-get update -qq >/dev/null
-$SUDO apt-get install -y -qq --no-install-recommends redis-server rabbitmq-server >/dev/null
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! {
+	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+		$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+			redis-server rabbitmq-server
+} >"$log" 2>&1; then
+	cat "$log" >&2
+	echo "install-services.sh: installing redis-server and rabbitmq-server failed" >&2
+	exit 1
+fi

@@ -33,13 +33,14 @@ import (
 
 var benchRequests = flag.Int("tock.requests", 0, "requests per benchmark iteration (0 = each benchmark's default)")
 
-// Throughputs measured earlier in this run, for the ratio metrics.
+// Throughputs measured earlier in this run, for the ratio metrics: the echo
+// server's by load shape ("c16xp64"), redis's at c16xp64.
 var (
 	benchBaseMu       sync.Mutex
-	benchBaseEcho     float64
+	benchBaseEcho     = map[string]float64{}
 	benchBaseRedis    float64
 	benchBaseRedisAOF float64
-	benchRunDeadline  = 5 * time.Minute // a whole benchmark iteration, at most
+	benchRunDeadline  = 5 * time.Minute // one bench.Run, at most
 )
 
 func benchRequestsOr(n int) int {
@@ -233,10 +234,12 @@ func benchChildPIDs(pid int) []int {
 	return pids
 }
 
-// benchRunLoad runs cfg against addr as the sub-benchmark c<C>xp<P>, after a
-// warm-up of a tenth of the requests, and reports the metrics. logs, when
-// set, is the server's output: its warnings and errors are logged.
-func benchRunLoad(b *testing.B, cfg bench.Config, logs *benchLogTail) bench.Result {
+// benchRunLoad runs cfg as the sub-benchmark c<C>xp<P>, after a warm-up of a
+// tenth of the requests, and reports the metrics, with throughput ratios
+// against the baselines named in vs: "echo" (x-echo, the echo server at the
+// same shape), "redis" (x-redis) and "redis-aof" (x-redis-aof). logs, when set, is the server's output: its warnings and
+// errors are logged.
+func benchRunLoad(b *testing.B, cfg bench.Config, logs *benchLogTail, vs ...string) bench.Result {
 	b.Helper()
 	warm := cfg
 	warm.Requests = max(cfg.Requests/10, 1000)
@@ -247,7 +250,8 @@ func benchRunLoad(b *testing.B, cfg bench.Config, logs *benchLogTail) bench.Resu
 		b.Fatalf("warm-up: %v\n%s", err, res)
 	}
 	var merged bench.Result
-	b.Run(fmt.Sprintf("c%dxp%d", cfg.Clients, cfg.Pipeline), func(b *testing.B) {
+	name := fmt.Sprintf("c%dxp%d", cfg.Clients, cfg.Pipeline)
+	b.Run(name, func(b *testing.B) {
 		var rs []bench.Result
 		for range b.N {
 			ctx, cancel := context.WithTimeout(context.Background(), benchRunDeadline)
@@ -269,14 +273,15 @@ func benchRunLoad(b *testing.B, cfg bench.Config, logs *benchLogTail) bench.Resu
 			b.ReportMetric(float64(m.Errors), "errors")
 		}
 		benchBaseMu.Lock()
-		if benchBaseEcho > 0 {
-			b.ReportMetric(m.Throughput/benchBaseEcho, "x-echo")
-		}
-		if benchBaseRedis > 0 && cfg.Protocol != "resp" {
-			b.ReportMetric(m.Throughput/benchBaseRedis, "x-redis")
-		}
-		if benchBaseRedisAOF > 0 && cfg.Protocol != "resp" {
-			b.ReportMetric(m.Throughput/benchBaseRedisAOF, "x-redis-aof")
+		for _, v := range vs {
+			switch e := benchBaseEcho[name]; {
+			case v == "echo" && e > 0:
+				b.ReportMetric(m.Throughput/e, "x-echo")
+			case v == "redis" && benchBaseRedis > 0:
+				b.ReportMetric(m.Throughput/benchBaseRedis, "x-redis")
+			case v == "redis-aof" && benchBaseRedisAOF > 0:
+				b.ReportMetric(m.Throughput/benchBaseRedisAOF, "x-redis-aof")
+			}
 		}
 		benchBaseMu.Unlock()
 		b.Logf("\n%s", m)
@@ -298,19 +303,25 @@ func benchShape(op string, clients, pipeline, requests int) bench.Config {
 }
 
 // BenchmarkEchoBaseline is the ceiling: bench's pipelined echo server,
-// which answers every line `<rid> OK` and does nothing else.
+// which answers every line `<rid> OK` and does nothing else, at each load
+// shape the cluster benchmarks use.
 func BenchmarkEchoBaseline(b *testing.B) {
 	addr, stop, err := bench.ServeEcho(context.Background())
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer stop()
-	cfg := benchShape("set", 16, 64, 1_000_000)
-	cfg.Addr = addr
-	res := benchRunLoad(b, cfg, nil)
-	benchBaseMu.Lock()
-	benchBaseEcho = res.Throughput
-	benchBaseMu.Unlock()
+	for _, cfg := range []bench.Config{
+		benchShape("set", 16, 64, 1_000_000),
+		benchShape("set", 16, 1, 200_000),
+		benchShape("set", 1, 1, 50_000),
+	} {
+		cfg.Addr = addr
+		res := benchRunLoad(b, cfg, nil)
+		benchBaseMu.Lock()
+		benchBaseEcho[fmt.Sprintf("c%dxp%d", cfg.Clients, cfg.Pipeline)] = res.Throughput
+		benchBaseMu.Unlock()
+	}
 }
 
 // benchRedisServer finds redis-server on PATH or in /usr/bin.
@@ -398,7 +409,7 @@ func BenchmarkRedisZADD(b *testing.B) {
 			cfg := benchShape("set", 16, 64, 500_000)
 			cfg.Addr = benchStartRedis(b, bin, v.args...)
 			cfg.Protocol = "resp"
-			res := benchRunLoad(b, cfg, nil)
+			res := benchRunLoad(b, cfg, nil, "echo")
 			benchBaseMu.Lock()
 			*v.base = res.Throughput
 			benchBaseMu.Unlock()
@@ -413,7 +424,7 @@ func BenchmarkClusterSetMemory(b *testing.B) {
 	c := startClusterTB(b, dir, benchClusterConfig(dir, `persistence = "memory"`))
 	cfg := benchShape("set", 16, 64, 500_000)
 	cfg.Addr = c.addr
-	benchRunLoad(b, cfg, c.logs)
+	benchRunLoad(b, cfg, c.logs, "echo", "redis")
 }
 
 // BenchmarkClusterSetFsyncAlways: SET on the logfile, acknowledged after
@@ -423,7 +434,7 @@ func BenchmarkClusterSetFsyncAlways(b *testing.B) {
 	c := startClusterTB(b, dir, benchClusterConfig(dir, "persistence = \"logfile\"\nfsync = \"always\""))
 	cfg := benchShape("set", 16, 64, 200_000)
 	cfg.Addr = c.addr
-	benchRunLoad(b, cfg, c.logs)
+	benchRunLoad(b, cfg, c.logs, "echo", "redis-aof")
 }
 
 // BenchmarkClusterSetNoPipeline: 16 connections, one request in flight each
@@ -433,7 +444,7 @@ func BenchmarkClusterSetNoPipeline(b *testing.B) {
 	c := startClusterTB(b, dir, benchClusterConfig(dir, `persistence = "memory"`))
 	cfg := benchShape("set", 16, 1, 100_000)
 	cfg.Addr = c.addr
-	benchRunLoad(b, cfg, c.logs)
+	benchRunLoad(b, cfg, c.logs, "echo")
 }
 
 // BenchmarkClusterSetSerial: one connection, one request at a time (target
@@ -443,7 +454,7 @@ func BenchmarkClusterSetSerial(b *testing.B) {
 	c := startClusterTB(b, dir, benchClusterConfig(dir, `persistence = "memory"`))
 	cfg := benchShape("set", 1, 1, 20_000)
 	cfg.Addr = c.addr
-	benchRunLoad(b, cfg, c.logs)
+	benchRunLoad(b, cfg, c.logs, "echo")
 }
 
 // BenchmarkClusterGet: GET of jobs that exist (a SET pass plans the whole
@@ -461,7 +472,7 @@ func BenchmarkClusterGet(b *testing.B) {
 	if res, err := bench.Run(ctx, fill); err != nil || res.Errors > 0 {
 		b.Fatalf("planning the key space: %v\n%s", err, res)
 	}
-	res := benchRunLoad(b, cfg, c.logs)
+	res := benchRunLoad(b, cfg, c.logs, "echo")
 	if res.NotFound > 0 {
 		b.Errorf("%d GETs of planned jobs answered not found", res.NotFound)
 	}

@@ -31,6 +31,8 @@ func runCtl(t *testing.T, dir string, env []string, args ...string) ctlRun {
 	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool {
 		return strings.HasPrefix(kv, "TOCK_CONTROL")
 	}), env...)
+	// A race-enabled binary sleeps 1 s at exit by default.
+	cmd.Env = append(cmd.Env, "GORACE=atexit_sleep_ms=0")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -42,16 +42,23 @@ type ControlServer struct {
 	srv    *http.Server
 	wg     sync.WaitGroup
 	closed sync.Once
+
+	listeners []net.Listener // control.sock, then control.url's
 }
 
 // controls holds each running Master's control server. Master has no field
 // for it (master.go belongs to the cluster skeleton), so it lives here,
-// keyed by the Master; startControl adds, stopControl removes.
+// keyed by the Master; claimControl adds, stopControl removes.
 var controls sync.Map // *Master → *ControlServer
 
-// startControl claims control.sock, opens control.url when configured, and
-// serves both until stopControl.
-func (m *Master) startControl() error {
+// claimControl claims control.sock (refusing when another tock serves it)
+// and opens control.url when configured, without serving yet. Run may call
+// it before anything else touches the data dir; startControl claims too if
+// it has not been done.
+func (m *Master) claimControl() error {
+	if _, ok := controls.Load(m); ok {
+		return nil
+	}
 	cs := &ControlServer{
 		m: m, log: m.log.Named("control"), token: m.cfg.Control.Token,
 		path: filepath.Join(m.cfg.Database.DataDir, ControlSocket),
@@ -68,26 +75,37 @@ func (m *Master) startControl() error {
 	if err != nil {
 		return err
 	}
-	listeners := []net.Listener{unixLn}
+	cs.listeners = []net.Listener{unixLn}
 	if u := m.cfg.Control.URL; u != "" {
 		hostport, ok := strings.CutPrefix(u, "tcp://")
 		if !ok {
-			unixLn.Close()
+			cs.close(true)
 			return fmt.Errorf("control.url %q must be tcp://host:port", u)
 		}
 		tcpLn, err := net.Listen("tcp", hostport)
 		if err != nil {
-			unixLn.Close()
+			cs.close(true)
 			return fmt.Errorf("listen on control.url %s: %w", u, err)
 		}
-		listeners = append(listeners, tcpLn)
+		cs.listeners = append(cs.listeners, tcpLn)
 	}
-	for _, ln := range listeners {
+	controls.Store(m, cs)
+	return nil
+}
+
+// startControl serves the control API on the claimed listeners until
+// stopControl.
+func (m *Master) startControl() error {
+	if err := m.claimControl(); err != nil {
+		return err
+	}
+	v, _ := controls.Load(m)
+	cs := v.(*ControlServer)
+	for _, ln := range cs.listeners {
 		cs.wg.Add(1)
 		go cs.serve(ln)
 		cs.log.Info("control server listening", "addr", ln.Addr().String(), "token", cs.token != "")
 	}
-	controls.Store(m, cs)
 	return nil
 }
 
@@ -119,6 +137,12 @@ func (cs *ControlServer) close(unlink bool) {
 		if err := cs.srv.Shutdown(ctx); err != nil {
 			cs.log.Warn("control server shutdown", "error", err)
 			cs.srv.Close()
+		}
+		// Listeners that were claimed but never served are closed here.
+		for _, ln := range cs.listeners {
+			if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+				cs.log.Warn("close control listener", "addr", ln.Addr().String(), "error", err)
+			}
 		}
 		cs.wg.Wait()
 		if unlink {

@@ -138,7 +138,8 @@ func (j *Jobs) Query(prefix string, fn func(Job) bool) {
 // PopDue triggers up to max planned jobs whose execution is <= now (max <= 0
 // means no limit), in (execution, insertion) order: each is marked
 // Triggered, leaves the due heap, and is passed to fn with the generation
-// to complete it with. It returns how many were triggered.
+// to complete it with. It returns how many were triggered. fn may change
+// the store; a job it plans again at a time <= now is popped again.
 func (j *Jobs) PopDue(now int64, max int, fn func(job Job, gen uint64)) int {
 	n := 0
 	for len(j.due) > 0 && (max <= 0 || n < max) {

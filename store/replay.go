@@ -216,10 +216,10 @@ func (s *scanner) next() (rec Record, done bool, err error) {
 // or the search cannot rule one out, the damage is not treated as the tail
 // and replay fails instead.
 func (s *scanner) badLength(reason string) error {
-	next, err := s.findFrame(s.off + 1)
+	next, err := scanForFrame(s.f, s.off+1, s.size)
 	switch {
 	case err != nil:
-		return err
+		return fmt.Errorf("replay %s: %w", s.path, err)
 	case next == noFrame:
 		s.torn(reason)
 		return nil
@@ -230,27 +230,31 @@ func (s *scanner) badLength(reason string) error {
 }
 
 const (
-	noFrame      = -1 // findFrame: no intact frame follows
-	unknownFrame = -2 // findFrame: gave up before it could tell
-	// findBudget bounds the bytes findFrame checksums. Real torn tails are
+	noFrame      = -1 // scanForFrame: no intact frame follows
+	unknownFrame = -2 // scanForFrame: gave up before it could tell
+	// findBudget bounds the bytes scanForFrame checksums. Real torn tails are
 	// one batch long and cost little; a pathological file must not make
 	// startup quadratic, so past the budget replay fails safe (as corrupt).
 	findBudget = 64 << 20
 )
 
-// findFrame returns the offset of the first intact frame (plausible length,
-// known record type, matching CRC) starting at or after from. It only looks
-// as far as a real frame boundary can be from a damaged frame's start: the
-// damaged frame was at most MaxPayload long.
-func (s *scanner) findFrame(from int64) (int64, error) {
-	n := min(s.size-from, 2*(frameHeaderSize+MaxPayload))
+// scanForFrame returns the offset of the first intact frame (plausible
+// length, known record type, matching CRC) at or after from in a file of
+// size bytes, noFrame if there is none, or unknownFrame if the checksum
+// budget ran out first. It only looks as far as a real frame boundary can
+// be from a damaged frame's start: the damaged frame was at most MaxPayload
+// long.
+func scanForFrame(r io.ReaderAt, from, size int64) (int64, error) {
+	n := min(size-from, 2*(frameHeaderSize+MaxPayload))
 	if n < frameHeaderSize+1 {
 		return noFrame, nil
 	}
 	win := make([]byte, n)
-	if _, err := s.f.ReadAt(win, from); err != nil {
-		return 0, fmt.Errorf("replay %s: read at offset %d: %w", s.path, from, err)
+	got, err := r.ReadAt(win, from)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return 0, fmt.Errorf("read at offset %d: %w", from, err)
 	}
+	win = win[:got]
 	budget := findBudget
 	for p := 0; p+frameHeaderSize < len(win); p++ {
 		size := int(binary.BigEndian.Uint32(win[p:]))

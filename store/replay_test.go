@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -191,4 +192,22 @@ func TestReplayStopsOnCallbackError(t *testing.T) {
 func fixCRC(frame []byte) {
 	sum := crc32Castagnoli(frame[frameHeaderSize:])
 	frame[4], frame[5], frame[6], frame[7] = byte(sum>>24), byte(sum>>16), byte(sum>>8), byte(sum)
+}
+
+// A bad length before a large tail that the search cannot clear within its
+// budget fails safe: corrupt, not trimmed, and without quadratic work.
+func TestReplayGivesUpSearchingSafely(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.log")
+	writeLog(t, path, threeJobs[:1]...)
+	_, end := frameOffsets(t, threeJobs[:1])
+	damage(t, path, func(b []byte) []byte {
+		b = append(b, 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0) // length over the maximum
+		// Every 4th offset looks like a 1 MiB frame of a known type.
+		return append(b, bytes.Repeat([]byte{0x00, 0x10, 0x00, 0x00}, 3<<18)...)
+	})
+	_, err := Replay(path, func(Record) error { return nil })
+	var cre *CorruptRecordError
+	if !errors.As(err, &cre) || cre.Offset != end || !strings.Contains(cre.Reason, "rule out") {
+		t.Fatalf("Replay: %v, want a *CorruptRecordError at %d that could not rule out records", err, end)
+	}
 }

@@ -28,8 +28,8 @@ const (
 	DefaultMaxOutputBytes = 4096
 )
 
-// DefaultShellArgs is used when Config.ShellArgs is nil.
-var DefaultShellArgs = []string{"-c"}
+// defaultShellArgs is used when Config.ShellArgs is nil.
+func defaultShellArgs() []string { return []string{"-c"} }
 
 // Execution is one triggered job to run.
 type Execution struct {
@@ -66,7 +66,7 @@ func (c Config) withDefaults() Config {
 		c.ShellPath = DefaultShellPath
 	}
 	if c.ShellArgs == nil {
-		c.ShellArgs = DefaultShellArgs
+		c.ShellArgs = defaultShellArgs()
 	}
 	if c.ProcessTimeout <= 0 {
 		c.ProcessTimeout = DefaultProcessTimeout

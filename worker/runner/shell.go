@@ -29,7 +29,7 @@ func (r *ShellRunner) Run(ctx context.Context, ex Execution) store.Outcome {
 		path = DefaultShellPath
 	}
 	if args == nil {
-		args = DefaultShellArgs
+		args = defaultShellArgs()
 	}
 	argv := make([]string, 0, len(args)+1)
 	argv = append(append(argv, args...), ex.Runner.Args[0])
