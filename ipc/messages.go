@@ -148,6 +148,9 @@ type Status struct {
 	RequestsCount int64 `json:"requests_count"`
 	// RSSBytes is the worker's resident set size.
 	RSSBytes int64 `json:"rss_bytes"`
+	// TriggerLateness describes fire time − scheduled time of every job
+	// this worker triggered.
+	TriggerLateness Lateness `json:"trigger_lateness"`
 	// ShardErrors maps a shard that could not be opened to the reason.
 	ShardErrors map[string]string `json:"shard_errors,omitempty"`
 }
@@ -167,4 +170,13 @@ func DecodeJSON(p []byte, v any) error {
 		return fmt.Errorf("ipc: decode %T: %w", v, err)
 	}
 	return nil
+}
+
+// Lateness summarises trigger lateness; quantiles are upper bounds within a
+// factor of two.
+type Lateness struct {
+	Count int64 `json:"count"`
+	P50Ns int64 `json:"p50_ns"`
+	P99Ns int64 `json:"p99_ns"`
+	MaxNs int64 `json:"max_ns"`
 }

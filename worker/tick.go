@@ -19,6 +19,7 @@ func (w *Worker) tick(now time.Time) {
 	for _, sh := range w.shards {
 		plan := Due(sh.jobs, w.rules, ns, maxTriggersPerTick)
 		for _, t := range plan {
+			w.lateness.add(ns - t.record.Job.Execution)
 			w.queue(sh, t.record)
 			if t.exec != nil {
 				t.exec.Shard = sh.id

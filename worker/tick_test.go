@@ -93,3 +93,21 @@ func TestDue_ReSetWhileRunning(t *testing.T) {
 		t.Fatalf("job after stale result: %+v", j)
 	}
 }
+
+func TestLatencyQuantiles(t *testing.T) {
+	var l latency
+	for i := int64(1); i <= 100; i++ {
+		l.add(i * 1000) // 1µs .. 100µs
+	}
+	if l.count != 100 || l.max != 100000 {
+		t.Fatalf("count %d max %d", l.count, l.max)
+	}
+	p50, p99 := l.quantile(0.5), l.quantile(0.99)
+	if p50 < 50000 || p50 > 2*50000 || p99 < 99000 || p99 > 100000 {
+		t.Fatalf("p50 %d p99 %d", p50, p99)
+	}
+	var empty latency
+	if empty.quantile(0.99) != 0 {
+		t.Fatal("empty histogram")
+	}
+}

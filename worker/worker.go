@@ -51,6 +51,8 @@ type Worker struct {
 	batch   []batchReply // replies of the current batch that need a commit
 	touched []*shard     // shards with records in the current batch
 	results []runner.Result
+
+	lateness latency
 }
 
 // Run is the whole life of a worker process on link. It returns when the
@@ -353,6 +355,8 @@ func (w *Worker) statusNow() ipc.Status {
 		Compression: "idle", Framerate: w.set.Framerate, RequestsCount: w.requests.Load(),
 		ExecutionsPending: int64(w.pipe.Pending()), ExecutionsInflight: int64(w.pipe.Inflight()),
 		RSSBytes: rssBytes(),
+		TriggerLateness: ipc.Lateness{Count: w.lateness.count, P50Ns: w.lateness.quantile(0.5),
+			P99Ns: w.lateness.quantile(0.99), MaxNs: w.lateness.max},
 	}
 	for _, sh := range w.shards {
 		c := sh.jobs.Counts()
