@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -539,5 +540,21 @@ func TestControl_Restart(t *testing.T) {
 	}
 	if _, err := os.Lstat(controlSocket(dir)); !os.IsNotExist(err) {
 		t.Fatalf("control.sock left behind: %v", err)
+	}
+}
+
+// TestControl_SecondMasterRefused: a second tock on the same data dir finds
+// the live control socket and refuses to run; the first keeps serving.
+func TestControl_SecondMasterRefused(t *testing.T) {
+	dir := t.TempDir()
+	c := startCluster(t, dir, clusterConfig(dir, ""))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, tockBin, "serve", "-c", c.cfgPath).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "another tock is running on "+controlSocket(dir)) {
+		t.Fatalf("second tock: %v\n%s", err, out)
+	}
+	if st := unixControl(t, dir).stats(); st.PID != c.cmd.Process.Pid || st.BootedWorkers != 2 {
+		t.Fatalf("first tock after the refusal: %+v", st)
 	}
 }

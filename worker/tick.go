@@ -94,9 +94,16 @@ func (w *Worker) applyResults() {
 		ex := res.Execution
 		w.untrack(ex.Shard, ex.JobID, ex.Execution)
 		o := res.Outcome
+		// Cut short by this worker's shutdown: not an outcome of the job.
+		// It stays triggered, so it runs again (at-least-once): here after
+		// the next start, or at the shard's new owner.
+		interrupted := o.Error == runner.ErrShutdown.Error()
 		sh, ok := w.shards[ex.Shard]
 		if !ok {
-			w.send(ipc.TypeOutcome, ipc.Outcome{Shard: ex.Shard, JobID: ex.JobID, Execution: ex.Execution, Outcome: o})
+			w.send(ipc.TypeOutcome, ipc.Outcome{Shard: ex.Shard, JobID: ex.JobID, Execution: ex.Execution, Outcome: o, Requeue: interrupted})
+			continue
+		}
+		if interrupted {
 			continue
 		}
 		st := store.Executed
