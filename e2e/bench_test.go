@@ -312,7 +312,7 @@ func BenchmarkEchoBaseline(b *testing.B) {
 	}
 	defer stop()
 	for _, cfg := range []bench.Config{
-		benchShape("set", 16, 64, 1_000_000),
+		benchShape("set", 16, 64, 2_000_000),
 		benchShape("set", 16, 1, 200_000),
 		benchShape("set", 1, 1, 50_000),
 	} {

@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 
 // cluster is one running `tock serve`.
 type cluster struct {
-	t       *testing.T
+	t       testing.TB
 	bin     string // binary to run; tockBin unless set
 	dir     string
 	cfgPath string
@@ -95,7 +95,7 @@ listen = ""
 
 // startCluster starts tock with cfg (see clusterConfig) in dir and waits
 // until it is ready.
-func startCluster(t *testing.T, dir, cfg string) *cluster {
+func startCluster(t testing.TB, dir, cfg string) *cluster {
 	t.Helper()
 	path := filepath.Join(dir, "tock.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
@@ -108,7 +108,7 @@ func startCluster(t *testing.T, dir, cfg string) *cluster {
 }
 
 // startClusterBin is startCluster running the binary at bin.
-func startClusterBin(t *testing.T, dir, bin, cfg string) *cluster {
+func startClusterBin(t testing.TB, dir, bin, cfg string) *cluster {
 	t.Helper()
 	path := filepath.Join(dir, "tock.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
@@ -196,7 +196,7 @@ func tail(s string, n int) string {
 }
 
 // workerPIDs finds the processes whose parent is the master.
-func workerPIDs(t *testing.T, masterPID int) []int {
+func workerPIDs(t testing.TB, masterPID int) []int {
 	t.Helper()
 	var pids []int
 	ents, err := os.ReadDir("/proc")
@@ -257,14 +257,14 @@ func processesWithBinary(path string) []int {
 	return pids
 }
 
-func killWorkers(t *testing.T, masterPID int) {
+func killWorkers(t testing.TB, masterPID int) {
 	for _, pid := range workerPIDs(t, masterPID) {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -277,12 +277,12 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 
 // client is a line-protocol connection.
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	conn net.Conn
 	r    *bufio.Reader
 }
 
-func dial(t *testing.T, addr string) *client {
+func dial(t testing.TB, addr string) *client {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {

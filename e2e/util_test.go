@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
+	"io"
 	"os/exec"
 	"strings"
 	"testing"
@@ -18,10 +20,12 @@ func replaceOnce(s, old, new string) string { return strings.Replace(s, old, new
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 // runTock runs the binary to completion (bounded) and returns its output.
-func runTock(t *testing.T, args ...string) (string, error) {
+func runTock(t testing.TB, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, tockBin, args...).CombinedOutput()
 	return string(out), err
 }
+
+func newLineReader(r io.Reader) *bufio.Reader { return bufio.NewReaderSize(r, 64<<10) }
