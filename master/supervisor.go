@@ -111,6 +111,9 @@ func (m *Master) handshake(p *proc, shards []int, running []ipc.RunningJob) erro
 		if r.Error != "" {
 			return fmt.Errorf("cannot open its shards: %s", r.Error)
 		}
+		for shard, e := range r.ShardErrors {
+			p.log.Error("shard cannot be served", "shard", shard, "error", e)
+		}
 	case <-p.linkDone:
 		return fmt.Errorf("exited while booting: %v", p.waitExit(time.Second))
 	case <-deadline.C:

@@ -15,7 +15,7 @@ func (w *Worker) handleRequest(req ipc.Request) {
 	}
 	sh, ok := w.shards[req.Shard]
 	if !ok {
-		w.reply(ipc.Reply{Seq: req.Seq, Kind: ipc.KindNotOwned})
+		w.reply(w.notServed(req))
 		return
 	}
 	switch req.Op {
@@ -60,7 +60,7 @@ func (w *Worker) answerAll(req ipc.Request) ipc.Reply {
 	if req.Shard != ipc.AllShards {
 		sh, ok := w.shards[req.Shard]
 		if !ok {
-			return ipc.Reply{Seq: req.Seq, Kind: ipc.KindNotOwned}
+			return w.notServed(req)
 		}
 		shards = map[int]*shard{sh.id: sh}
 	}
@@ -127,4 +127,14 @@ func (w *Worker) endBatch() {
 		b.logs = logs
 	}
 	w.commit.submit(b)
+}
+
+// notServed answers a request for a shard this worker does not serve: one
+// that failed to open gets the reason, one it does not own goes back to the
+// master to be routed again.
+func (w *Worker) notServed(req ipc.Request) ipc.Reply {
+	if reason, ok := w.shardErrors[req.Shard]; ok {
+		return ipc.Reply{Seq: req.Seq, Kind: ipc.KindError, Err: "shard unavailable: " + reason}
+	}
+	return ipc.Reply{Seq: req.Seq, Kind: ipc.KindNotOwned}
 }

@@ -273,11 +273,13 @@ func (w *Worker) acquire(a ipc.Acquire) {
 		if err != nil {
 			w.log.Error("cannot open shard", "shard", n, "error", err)
 			w.shardErrors[n] = err.Error()
+			// The shard stays down, the rest serve: its requests are
+			// answered with the reason, and /healthz reports it.
 			if ready.ShardErrors == nil {
 				ready.ShardErrors = map[int]string{}
 			}
 			ready.ShardErrors[n] = err.Error()
-			ready.Error = err.Error()
+			ready.Shards = append(ready.Shards, n)
 			continue
 		}
 		delete(w.shardErrors, n)
@@ -310,6 +312,7 @@ func (w *Worker) release(r ipc.Release) {
 		}
 		delete(w.shards, n)
 		delete(w.awaiting, n)
+		delete(w.shardErrors, n)
 		for id, exec := range w.running[n] {
 			out.Running = append(out.Running, ipc.RunningJob{Shard: n, JobID: id, Execution: exec})
 		}
