@@ -40,14 +40,17 @@ func TestDump_ClusterLogfiles(t *testing.T) {
 		if err != nil {
 			t.Fatalf("tock dump %s: %v\n%s", path, err, out)
 		}
-		all = append(all, strings.Split(strings.TrimSpace(out), "\n")...)
+		if out = strings.TrimSpace(out); out != "" {
+			all = append(all, strings.Split(out, "\n")...)
+		}
 		if strings.Contains(out, "SET dump.later ") {
-			if !contains(out, "SET dump.later 4102444800000000000 planned\n") {
+			if !hasLine(strings.Split(out, "\n"), "SET dump.later 4102444800000000000 planned") {
 				t.Fatalf("shard %s:\n%s", path, out)
 			}
 			checkVerify(t, path)
 		}
 	}
+	t.Logf("shard dumps:\n%s", strings.Join(all, "\n"))
 	want := []string{"SET dump.later 4102444800000000000 planned", "SET dump.now 0 planned", "STATUS dump.now 0 triggered"}
 	for _, w := range want {
 		if !hasLine(all, w) {
@@ -136,8 +139,9 @@ func TestDump_FollowSignals(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
+			var waitErr error
+			exited := make(chan struct{})
+			go func() { waitErr = cmd.Wait(); close(exited) }()
 			t.Cleanup(func() {
 				select {
 				case <-exited:
@@ -153,9 +157,9 @@ func TestDump_FollowSignals(t *testing.T) {
 				t.Fatal(err)
 			}
 			select {
-			case err := <-exited:
-				if err != nil {
-					t.Fatalf("exit after %v: %v\n%s", sig, err, out.String())
+			case <-exited:
+				if waitErr != nil {
+					t.Fatalf("exit after %v: %v\n%s", sig, waitErr, out.String())
 				}
 			case <-time.After(10 * time.Second):
 				t.Fatalf("tock dump --follow did not exit after %v", sig)

@@ -20,7 +20,7 @@ import (
 // shards, fsync = always, info logging.
 func perfConfig(dir string, database ...string) string {
 	return fmt.Sprintf(`[log]
-level = "info"
+level = "debug"
 [controller]
 listen = "127.0.0.1:0"
 [database]
@@ -246,6 +246,11 @@ func BenchmarkPhasedRestart(b *testing.B) {
 		b.ReportMetric(float64(len(lat)), "requests")
 		b.ReportMetric(float64(failed), "failed")
 		b.ReportMetric(float64(closed), "closed")
+		for _, line := range strings.Split(c.logs.String(), "\n") {
+			if strings.Contains(line, "handed off") && testing.Verbose() {
+				b.Log(line)
+			}
+		}
 		if failed > 0 || closed > 0 {
 			b.Errorf("phased restart: %d failed requests, %d closed connections", failed, closed)
 		}

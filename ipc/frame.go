@@ -34,6 +34,8 @@ const (
 	TypeCall      Type = 13 // M→W JSON Call: a control query (gc-stats, backtraces, compact)
 	TypeCallReply Type = 14 // W→M JSON CallReply
 	TypeOutcome   Type = 15 // W→M JSON Outcome: a result for a shard the worker no longer owns
+	TypePrepare   Type = 16 // M→W JSON Prepare: read these shards ahead of a handoff
+	TypePrepared  Type = 17 // W→M JSON Prepared
 )
 
 func (t Type) String() string {
@@ -42,6 +44,7 @@ func (t Type) String() string {
 		TypeReply: "reply", TypeStatus: "status", TypeRules: "rules", TypeRulesAck: "rules-ack",
 		TypeRelease: "release", TypeReleased: "released", TypeAcquire: "acquire",
 		TypeShutdown: "shutdown", TypeCall: "call", TypeCallReply: "call-reply", TypeOutcome: "outcome",
+		TypePrepare: "prepare", TypePrepared: "prepared",
 	}
 	if n, ok := names[t]; ok {
 		return n

@@ -77,6 +77,20 @@ type Acquire struct {
 	Running []RunningJob `json:"running,omitempty"`
 }
 
+// Prepare asks a worker to read shards it is about to acquire while their
+// owner still writes them, in the background; an Acquire then reads only
+// what was written since, so requests are held for a short catch-up instead
+// of a whole replay. It answers Prepared.
+type Prepare struct {
+	Shards []int `json:"shards"`
+}
+
+// Prepared confirms a Prepare (a shard that could not be read ahead is
+// simply replayed whole on Acquire).
+type Prepared struct {
+	Shards []int `json:"shards"`
+}
+
 // Release asks a worker to answer what it has, flush and close shards; it
 // answers Released. Requests for released shards get KindNotOwned.
 type Release struct {

@@ -46,17 +46,12 @@ type ControlServer struct {
 	listeners []net.Listener // control.sock, then control.url's
 }
 
-// controls holds each running Master's control server. Master has no field
-// for it (master.go belongs to the cluster skeleton), so it lives here,
-// keyed by the Master; claimControl adds, stopControl removes.
-var controls sync.Map // *Master → *ControlServer
-
 // claimControl claims control.sock (refusing when another tock serves it)
 // and opens control.url when configured, without serving yet. Run may call
 // it before anything else touches the data dir; startControl claims too if
 // it has not been done.
 func (m *Master) claimControl() error {
-	if _, ok := controls.Load(m); ok {
+	if m.control != nil {
 		return nil
 	}
 	cs := &ControlServer{
@@ -89,7 +84,7 @@ func (m *Master) claimControl() error {
 		}
 		cs.listeners = append(cs.listeners, tcpLn)
 	}
-	controls.Store(m, cs)
+	m.control = cs
 	return nil
 }
 
@@ -99,8 +94,7 @@ func (m *Master) startControl() error {
 	if err := m.claimControl(); err != nil {
 		return err
 	}
-	v, _ := controls.Load(m)
-	cs := v.(*ControlServer)
+	cs := m.control
 	for _, ln := range cs.listeners {
 		cs.wg.Add(1)
 		go cs.serve(ln)
@@ -113,14 +107,15 @@ func (m *Master) startControl() error {
 // The socket file is removed on a real stop only: on a restart the next
 // master claims it again.
 func (m *Master) stopControl() {
-	v, ok := controls.LoadAndDelete(m)
-	if !ok {
+	cs := m.control
+	if cs == nil {
 		return
 	}
+	m.control = nil
 	m.mu.Lock()
 	restarting := m.restarting
 	m.mu.Unlock()
-	v.(*ControlServer).close(!restarting)
+	cs.close(!restarting)
 }
 
 func (cs *ControlServer) serve(ln net.Listener) {

@@ -92,6 +92,12 @@ func (m *Master) replaceSlot(i, phase int) error {
 	}
 	m.mu.Unlock()
 	m.watch(np)
+	// Let the new worker read the shards while the old one still serves
+	// them; each handoff then only catches up. Best effort: without it the
+	// handoff replays the whole shard.
+	if _, err := request(np, ipc.TypePrepare, ipc.Prepare{Shards: shards}, np.prepared, m.cfg.Cluster.WorkerBootTimeout.Duration); err != nil {
+		np.log.Warn("read-ahead of shards failed; handing off with full replays", "error", err)
+	}
 	// One shard at a time: each hold lasts one shard's replay, not the
 	// whole worker's.
 	for _, sh := range shards {
@@ -124,6 +130,7 @@ func (m *Master) handoff(from, to *proc, shards []int) error {
 		return nil
 	}
 	timeout := m.cfg.Cluster.WorkerBootTimeout.Duration
+	start := time.Now()
 	m.router.SetOwner(shards, nil)
 	var running []ipc.RunningJob
 	if from != nil {
@@ -138,6 +145,7 @@ func (m *Master) handoff(from, to *proc, shards []int) error {
 		from.shards = slices.DeleteFunc(from.shards, func(s int) bool { return slices.Contains(shards, s) })
 		from.mu.Unlock()
 	}
+	released := time.Since(start)
 	ready, err := request(to, ipc.TypeAcquire, ipc.Acquire{Shards: shards, Running: running}, to.ready, timeout)
 	if err != nil {
 		return err
@@ -154,6 +162,7 @@ func (m *Master) handoff(from, to *proc, shards []int) error {
 	slices.Sort(to.shards)
 	to.mu.Unlock()
 	m.router.SetOwner(shards, to)
+	m.log.Debug("shards handed off", "shards", shards, "to", to.index, "held", time.Since(start), "release", released)
 	return nil
 }
 

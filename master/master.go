@@ -48,6 +48,9 @@ type Master struct {
 
 	listener net.Listener
 	started  time.Time
+	// control is the control server; set by claimControl, which Run calls
+	// before anything touches the data dir, and used only by Run's goroutine.
+	control *ControlServer
 
 	mu         sync.Mutex
 	slots      []*slot
@@ -122,17 +125,27 @@ func (m *Master) Run(ctx context.Context) error {
 	if err := m.listen(); err != nil {
 		return err
 	}
+	// Claiming control.sock first refuses a second master on the same data
+	// dir before it writes the pid file or opens a shard.
+	if err := m.claimControl(); err != nil {
+		m.listener.Close()
+		return err
+	}
 	if err := m.writePID(); err != nil {
+		m.listener.Close()
+		m.stopControl()
 		return err
 	}
 	if err := m.bootWorkers(); err != nil {
 		m.listener.Close()
 		m.stopWorkers(0)
+		m.stopControl()
 		return err
 	}
 	if err := m.startControl(); err != nil {
 		m.listener.Close()
 		m.stopWorkers(0)
+		m.stopControl()
 		return err
 	}
 	m.wg.Add(2)
@@ -148,6 +161,7 @@ func (m *Master) Run(ctx context.Context) error {
 	halted, restarting := m.halted, m.restarting
 	m.mu.Unlock()
 	if halted {
+		m.stopControl()
 		m.log.Info("halted")
 		return ErrHalted
 	}

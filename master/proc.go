@@ -38,6 +38,7 @@ type proc struct {
 	hello    chan ipc.Hello
 	ready    chan ipc.Ready
 	released chan ipc.Released
+	prepared chan ipc.Prepared
 	rulesAck chan uint64
 	exited   chan struct{} // closed once the process has been reaped
 	linkDone chan struct{} // closed when the link reader returns
@@ -90,7 +91,7 @@ func spawn(spec spawnSpec, log hclog.Logger) (*proc, error) {
 	p := &proc{
 		index: spec.index, phase: spec.phase, cmd: cmd, link: link, started: time.Now(),
 		pid: cmd.Process.Pid, inflight: map[uint64]*pending{}, calls: map[uint64]chan ipc.CallReply{},
-		hello: make(chan ipc.Hello, 1), ready: make(chan ipc.Ready, 4), released: make(chan ipc.Released, 4),
+		hello: make(chan ipc.Hello, 1), ready: make(chan ipc.Ready, 4), released: make(chan ipc.Released, 4), prepared: make(chan ipc.Prepared, 4),
 		rulesAck: make(chan uint64, 64), exited: make(chan struct{}), linkDone: make(chan struct{}),
 		log: log.With("worker", spec.index, "pid", cmd.Process.Pid),
 	}

@@ -3,6 +3,7 @@ package master
 import (
 	"errors"
 	"fmt"
+	"github.com/tockd/tock/ipc"
 	"slices"
 	"time"
 )
@@ -109,6 +110,9 @@ func (m *Master) rebalance(n int) error {
 			}
 			if tp == nil {
 				return fmt.Errorf("worker %d is down", to)
+			}
+			if _, err := request(tp, ipc.TypePrepare, ipc.Prepare{Shards: moving}, tp.prepared, m.cfg.Cluster.WorkerBootTimeout.Duration); err != nil {
+				tp.log.Warn("read-ahead of shards failed; handing off with full replays", "error", err)
 			}
 			if err := m.handoff(fp, tp, moving); err != nil {
 				return fmt.Errorf("move shards %v from worker %d to %d: %w", moving, from, to, err)

@@ -205,6 +205,15 @@ func (m *Master) handleWorkerFrame(p *proc, f ipc.Frame) error {
 			return err
 		}
 		p.ready <- r
+	case ipc.TypePrepared:
+		var r ipc.Prepared
+		if err := ipc.DecodeJSON(f.Payload, &r); err != nil {
+			return err
+		}
+		select {
+		case p.prepared <- r:
+		default: // nobody waits any more
+		}
 	case ipc.TypeReleased:
 		var r ipc.Released
 		if err := ipc.DecodeJSON(f.Payload, &r); err != nil {

@@ -67,7 +67,20 @@ func ReadAll(path string) ([]Record, ReplayResult, error) {
 	return recs, res, err
 }
 
+// ReplayFrom is Replay starting at offset, the end of the last record a
+// previous read saw (its ReplayResult.Bytes): a shard's new owner reads the
+// log while the old owner still writes, then reads only what came after.
+// With repair false it is read-only and stops quietly at a partial record,
+// which may simply be a write in progress. Offset 0 is a whole replay.
+func ReplayFrom(path string, offset int64, fn func(Record) error, repair bool) (ReplayResult, error) {
+	return replayFrom(path, offset, fn, repair)
+}
+
 func replay(path string, fn func(Record) error, repair bool) (ReplayResult, error) {
+	return replayFrom(path, 0, fn, repair)
+}
+
+func replayFrom(path string, offset int64, fn func(Record) error, repair bool) (ReplayResult, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return ReplayResult{}, nil
@@ -80,7 +93,17 @@ func replay(path string, fn func(Record) error, repair bool) (ReplayResult, erro
 	if err != nil {
 		return ReplayResult{}, fmt.Errorf("replay %s: %w", path, err)
 	}
-	s := &scanner{path: path, f: f, size: st.Size(), r: bufio.NewReaderSize(f, 1<<20)}
+	s := &scanner{path: path, f: f, size: st.Size()}
+	if offset > 0 {
+		if offset < int64(headerSize) || offset > st.Size() {
+			return ReplayResult{}, fmt.Errorf("replay %s: offset %d outside the log (size %d)", path, offset, st.Size())
+		}
+		if _, err := f.Seek(offset, io.SeekStart); err != nil {
+			return ReplayResult{}, fmt.Errorf("replay %s: %w", path, err)
+		}
+		s.off, s.res.Bytes, s.skipHeader = offset, offset, true
+	}
+	s.r = bufio.NewReaderSize(f, 1<<20)
 	res, err := s.run(fn)
 	if err != nil || !res.Trimmed || !repair {
 		return res, err
@@ -114,13 +137,17 @@ type scanner struct {
 	size int64
 	r    *bufio.Reader
 	off  int64 // where the next frame starts
-	buf  []byte
-	res  ReplayResult
+	// skipHeader: the scan starts after the header (ReplayFrom).
+	skipHeader bool
+	buf        []byte
+	res        ReplayResult
 }
 
 func (s *scanner) run(fn func(Record) error) (ReplayResult, error) {
-	if done, err := s.header(); done || err != nil {
-		return s.res, err
+	if !s.skipHeader {
+		if done, err := s.header(); done || err != nil {
+			return s.res, err
+		}
 	}
 	for s.off < s.size {
 		rec, done, err := s.next()

@@ -218,9 +218,10 @@ func (fr *FrameReader) Skip(e *FrameError) bool {
 }
 
 // short handles a read that returned less than the size said the file
-// holds: the file shrank under us, which looks like a torn tail for now.
+// holds (err is a read error, or nil): the file shrank under us, which
+// looks like a torn tail for now.
 func (fr *FrameReader) short(err error, size int64) error {
-	if err != nil && !errors.Is(err, io.EOF) {
+	if err != nil {
 		return fmt.Errorf("read frame at offset %d: %w", fr.off, err)
 	}
 	return fr.damage(size, "file shrank while being read", false)
@@ -263,8 +264,8 @@ func (fr *FrameReader) checksum(size, end int64, reason string) error {
 	return fr.damage(size, reason, true)
 }
 
-// bytes returns the n bytes at off of a file of size bytes, fewer if the
-// file turns out shorter.
+// bytes returns the n bytes at off of a file of size bytes, fewer (and no
+// error) if the file turns out shorter.
 func (fr *FrameReader) bytes(off, n, size int64) ([]byte, error) {
 	if off >= fr.winOff && off+n <= fr.winOff+int64(len(fr.win)) {
 		s := off - fr.winOff
@@ -277,13 +278,10 @@ func (fr *FrameReader) bytes(off, n, size int64) ([]byte, error) {
 	fr.win = fr.win[:want]
 	got, err := fr.r.ReadAt(fr.win, off)
 	fr.win, fr.winOff = fr.win[:got], off
-	if got >= int(n) {
-		return fr.win[:n], nil
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
 	}
-	if err == nil {
-		err = io.ErrUnexpectedEOF
-	}
-	return fr.win, err
+	return fr.win[:min(int64(got), n)], nil
 }
 
 // intactFrameAt reports whether a whole tock frame with a matching CRC

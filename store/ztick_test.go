@@ -321,3 +321,25 @@ func appendBytes(t *testing.T, path string, b []byte) {
 		t.Fatal(err)
 	}
 }
+
+// A size larger than the file (it shrank after the caller's stat) reads
+// as a torn tail, not an I/O error.
+func TestDump_FrameReaderFileShrank(t *testing.T) {
+	frame, err := appendFrame(nil, threeJobs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := append(fileHeader(), frame...)
+	fr := NewFrameReader(strings.NewReader(string(b)), FormatTock)
+	size := int64(len(b)) + 10
+	if _, err := fr.Next(size); err != nil {
+		t.Fatal(err)
+	}
+	var fe *FrameError
+	if _, err := fr.Next(size); !errors.As(err, &fe) || !fe.Tail() || !strings.Contains(fe.Reason, "shrank") {
+		t.Fatalf("Next past the real end = %v, want a tail FrameError", err)
+	}
+	if fr.Skip(fe) {
+		t.Fatal("Skip passed a tail")
+	}
+}

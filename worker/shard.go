@@ -46,7 +46,9 @@ func ShardPath(dataDir string, n int) string {
 // outcome (the worker died while they ran) are planned again, unless they
 // are still running in another worker (running), so delivery is
 // at-least-once across crashes and exactly-once across handoffs.
-func openShard(set ipc.Settings, n int, running map[string]int64, log hclog.Logger) (*shard, error) {
+//
+// With a read-ahead (pre), only the records written after it are replayed.
+func openShard(set ipc.Settings, n int, running map[string]int64, pre *staged, log hclog.Logger) (*shard, error) {
 	sh := &shard{id: n, jobs: store.NewJobs(), compaction: "idle", lastCompact: time.Now()}
 	if set.Persistence == "memory" {
 		sh.log = store.NewMemoryLog()
@@ -56,10 +58,14 @@ func openShard(set ipc.Settings, n int, running map[string]int64, log hclog.Logg
 	if err := os.MkdirAll(filepath.Dir(sh.path), 0o755); err != nil {
 		return nil, fmt.Errorf("open shard %d: %w", n, err)
 	}
-	res, err := store.Replay(sh.path, func(r store.Record) error {
+	var from int64
+	if pre != nil {
+		sh.jobs, from = pre.jobs, pre.offset
+	}
+	res, err := store.ReplayFrom(sh.path, from, func(r store.Record) error {
 		sh.jobs.Apply(r)
 		return nil
-	})
+	}, true)
 	if err != nil {
 		return nil, fmt.Errorf("open shard %d: %w", n, err)
 	}
@@ -84,7 +90,7 @@ func openShard(set ipc.Settings, n int, running map[string]int64, log hclog.Logg
 		}
 		sh.jobs.Set(j.ID, j.Execution)
 	}
-	log.Debug("shard opened", "shard", n, "records", res.Records, "jobs", sh.jobs.Len(), "rerun", len(rerun))
+	log.Debug("shard opened", "shard", n, "records", res.Records, "from", from, "jobs", sh.jobs.Len(), "rerun", len(rerun))
 	return sh, nil
 }
 

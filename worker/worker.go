@@ -53,6 +53,10 @@ type Worker struct {
 	results []runner.Result
 
 	lateness latency
+
+	// staged are shards read ahead of a handoff (Prepare), by shard.
+	staged   map[int]staged
+	stagedCh chan []staged
 }
 
 // Run is the whole life of a worker process on link. It returns when the
@@ -62,7 +66,8 @@ func Run(link *ipc.Link, index, phase int, log hclog.Logger) error {
 		log: log, link: link, index: index, phase: phase, started: time.Now(),
 		shards: map[int]*shard{}, shardErrors: map[int]string{}, rules: store.NewRules(),
 		running: map[int]map[string]int64{}, awaiting: map[int]map[string]int64{},
-		inbox: make(chan ipc.Frame, 4096),
+		inbox:  make(chan ipc.Frame, 4096),
+		staged: map[int]staged{}, stagedCh: make(chan []staged, 16),
 	}
 	welcome, err := w.handshake()
 	if err != nil {
@@ -139,6 +144,13 @@ func (w *Worker) loop() error {
 			w.applyResults()
 		case <-beat.C:
 			w.sendStatus()
+		case batch := <-w.stagedCh:
+			var shards []int
+			for _, st := range batch {
+				w.staged[st.shard] = st
+				shards = append(shards, st.shard)
+			}
+			w.send(ipc.TypePrepared, ipc.Prepared{Shards: shards})
 		}
 	}
 }
@@ -203,6 +215,12 @@ func (w *Worker) handleFrame(f ipc.Frame) (stop bool, err error) {
 		}
 		w.endBatch()
 		w.acquire(a)
+	case ipc.TypePrepare:
+		var p ipc.Prepare
+		if err := ipc.DecodeJSON(f.Payload, &p); err != nil {
+			return false, err
+		}
+		w.prepare(p)
 	case ipc.TypeRelease:
 		var r ipc.Release
 		if err := ipc.DecodeJSON(f.Payload, &r); err != nil {
@@ -269,7 +287,7 @@ func (w *Worker) acquire(a ipc.Acquire) {
 			ready.Shards = append(ready.Shards, n)
 			continue
 		}
-		sh, err := openShard(w.set, n, byShard[n], w.log)
+		sh, err := openShard(w.set, n, byShard[n], w.takeStaged(n), w.log)
 		if err != nil {
 			w.log.Error("cannot open shard", "shard", n, "error", err)
 			w.shardErrors[n] = err.Error()
