@@ -44,6 +44,8 @@ func runWorker(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("no ipc link on fd %d: %v", ipc.WorkerFD, err), exitUsage)
 	}
+	stopProfile := startProfile()
+	defer stopProfile()
 	if err := worker.Run(link, index, c.Int("phase"), log); err != nil {
 		log.Error("worker stopped", "error", err)
 		return cli.Exit("", exitRefused)
