@@ -257,3 +257,38 @@ func BenchmarkPhasedRestart(b *testing.B) {
 		c.stop()
 	}
 }
+
+// BenchmarkHTTPExecutions: executions per second through the cluster with
+// the http runner against a local server: 20k jobs due at once, from SET to
+// every job executed.
+func BenchmarkHTTPExecutions(b *testing.B) {
+	var hits sync.WaitGroup
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		hits.Done()
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	for i := 0; i < b.N; i++ {
+		dir := b.TempDir()
+		c := startCluster(b, dir, perfConfig(dir))
+		cl := dial(b, c.addr)
+		cl.expect("r1 RULE SET rule.hook hook. http POST http://"+ln.Addr().String()+"/hook", "r1 OK")
+		const n = 20000
+		hits.Add(n)
+		start := time.Now()
+		pipelineSET(b, c.addr, n, 4, func(i int) string { return fmt.Sprintf("hook.%d", i) }, func(int) int64 { return 0 })
+		hits.Wait()
+		took := time.Since(start)
+		waitFor(b, 60*time.Second, "all executed", func() bool {
+			body, _ := cl.list("s", "s STAT")
+			return statMap(body)["jobs_executed"] == fmt.Sprint(n)
+		})
+		b.ReportMetric(n/took.Seconds(), "executions/s")
+		c.stop()
+	}
+}
