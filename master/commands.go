@@ -13,15 +13,30 @@ import (
 
 // session is one connection's protocol state.
 type session struct {
-	m *Master
+	m      *Master
+	authed bool     // auth is off, or AUTH succeeded
+	id     identity // what the connection may touch when auth is on
 }
 
-// dispatch parses one line and arranges for c to be finished with its reply.
-func (s *session) dispatch(c *call, line []byte) {
+// dispatch parses one line and arranges for c to be finished with its
+// reply. It returns true when the connection must close after that reply
+// (a failed or missing AUTH).
+func (s *session) dispatch(c *call, line []byte) (closeConn bool) {
 	cmd, perr := protocol.Parse(line)
 	if perr != nil {
 		c.finish(protocol.AppendError(nil, perr.RID, perr.Reason))
-		return
+		return false
+	}
+	if cmd.Op == protocol.OpAuth {
+		return s.authenticate(c, cmd)
+	}
+	if !s.authed {
+		c.finish(protocol.AppendError(nil, cmd.RID, "authentication required"))
+		return true
+	}
+	if s.id.namespace != "" && !s.permitted(cmd) {
+		c.finish(protocol.AppendError(nil, cmd.RID, "forbidden"))
+		return false
 	}
 	m := s.m
 	switch cmd.Op {
@@ -32,25 +47,58 @@ func (s *session) dispatch(c *call, line []byte) {
 	case protocol.OpRemove:
 		m.routeJob(c, cmd, ipc.Request{Op: ipc.OpRemove, Key: cmd.ID})
 	case protocol.OpQuery:
-		m.query(c, cmd)
+		m.query(c, cmd, s.id)
 	case protocol.OpStat:
 		m.stat(c, cmd)
 	case protocol.OpListRules:
 		var out []byte
 		for _, r := range m.rules.list("") {
-			out = protocol.AppendRuleLine(out, cmd.RID, r)
+			if s.id.namespace == "" || s.id.allows(r.ID) {
+				out = protocol.AppendRuleLine(out, cmd.RID, r)
+			}
 		}
 		c.finish(protocol.AppendOK(out, cmd.RID))
 	case protocol.OpRuleSet:
 		go m.changeRule(c, cmd, store.Record{Type: store.RecordRule, Rule: cmd.Rule})
 	case protocol.OpRemoveRule:
 		go m.changeRule(c, cmd, store.Record{Type: store.RecordRuleRemoval, ID: cmd.ID})
-	case protocol.OpAuth:
-		// Authentication is off unless an auth file is configured.
-		c.finish(protocol.AppendOK(nil, cmd.RID))
 	default:
 		c.finish(protocol.AppendError(nil, cmd.RID, "unknown command"))
 	}
+	return false
+}
+
+// authenticate answers AUTH. With auth off it is always OK. A wrong secret
+// before the connection is authenticated closes it.
+func (s *session) authenticate(c *call, cmd protocol.Command) (closeConn bool) {
+	ts := s.m.auth.Load()
+	if ts == nil {
+		c.finish(protocol.AppendOK(nil, cmd.RID))
+		return false
+	}
+	id, err := ts.authenticate(cmd.Secret)
+	if err != nil {
+		s.m.log.Warn("authentication failed")
+		c.finish(protocol.AppendError(nil, cmd.RID, err.Error()))
+		return !s.authed
+	}
+	s.authed, s.id = true, id
+	c.finish(protocol.AppendOK(nil, cmd.RID))
+	return false
+}
+
+// permitted applies the namespace (DESIGN §11): job commands check the job
+// id, rule commands the rule id and the pattern (so a token cannot make a
+// rule that fires for another namespace's jobs). QUERY and LISTRULES are
+// filtered instead; STAT is open.
+func (s *session) permitted(cmd protocol.Command) bool {
+	switch cmd.Op {
+	case protocol.OpSet, protocol.OpGet, protocol.OpRemove, protocol.OpRemoveRule:
+		return s.id.allows(cmd.ID)
+	case protocol.OpRuleSet:
+		return s.id.allows(cmd.Rule.ID) && s.id.allows(cmd.Rule.Pattern)
+	}
+	return true
 }
 
 // routeJob sends a single-job command to its shard's owner.
@@ -71,7 +119,7 @@ func (m *Master) routeJob(c *call, cmd protocol.Command, req ipc.Request) {
 
 // query fans QUERY out to every shard (so a shard in handoff is waited for,
 // not skipped) and merges the lines, sorted by job id.
-func (m *Master) query(c *call, cmd protocol.Command) {
+func (m *Master) query(c *call, cmd protocol.Command, id identity) {
 	n := m.cfg.Cluster.Shards
 	var mu sync.Mutex
 	var jobs []ipc.JobLine
@@ -97,7 +145,9 @@ func (m *Master) query(c *call, cmd protocol.Command) {
 			sort.Slice(jobs, func(i, j int) bool { return jobs[i].ID < jobs[j].ID })
 			var out []byte
 			for _, j := range jobs {
-				out = protocol.AppendQueryLine(out, rid, j.ID, j.Status, j.Execution)
+				if id.namespace == "" || id.allows(j.ID) {
+					out = protocol.AppendQueryLine(out, rid, j.ID, j.Status, j.Execution)
+				}
 			}
 			c.finish(protocol.AppendOK(out, rid))
 		}})
@@ -127,7 +177,7 @@ func (m *Master) stat(c *call, cmd protocol.Command) {
 		line("executions_inflight", sum.ExecutionsInflight)
 		out = protocol.AppendStatLine(out, rid, "persistence", m.cfg.Database.Persistence)
 		out = protocol.AppendStatLine(out, rid, "compression", sum.Compression)
-		line("auth_enabled", boolInt(m.cfg.Controller.AuthFile != ""))
+		line("auth_enabled", boolInt(m.auth.Load() != nil))
 		line("tls_enabled", boolInt(m.cfg.Controller.TLSCert != ""))
 		line("framerate", int64(m.cfg.Database.Framerate))
 		c.finish(protocol.AppendOK(out, rid))

@@ -115,7 +115,11 @@ func (m *Master) serveConn(cc *clientConn) {
 
 func (m *Master) readRequests(cc *clientConn) {
 	r := protocol.NewReader(cc.conn, m.cfg.Controller.MaxLineBytes)
-	s := &session{m: m}
+	s := &session{m: m, authed: m.auth.Load() == nil}
+	if !s.authed {
+		// AUTH must come first, within authTimeout of the connection start.
+		cc.conn.SetReadDeadline(time.Now().Add(authTimeout))
+	}
 	for {
 		line, err := r.ReadLine()
 		if errors.Is(err, protocol.ErrLineTooLong) {
@@ -134,7 +138,13 @@ func (m *Master) readRequests(cc *clientConn) {
 			return
 		}
 		m.requests.Add(1)
-		s.dispatch(c, line)
+		wasAuthed := s.authed
+		if s.dispatch(c, line) {
+			return // the reply is written, then the connection closes
+		}
+		if s.authed && !wasAuthed {
+			cc.conn.SetReadDeadline(time.Time{})
+		}
 		select {
 		case <-cc.quit:
 			return

@@ -56,9 +56,20 @@ func (m *Master) Restart() error {
 	return nil
 }
 
-// Reload re-reads what SIGHUP reloads besides the log file.
+// Reload re-reads what SIGHUP reloads besides the log file: the auth file.
+// Open connections keep the identity they authenticated with; a bad file
+// leaves the old tokens in force.
 func (m *Master) Reload() error {
-	m.log.Info("reload: nothing to reload without an auth file")
+	path := m.cfg.Controller.AuthFile
+	if path == "" {
+		return nil
+	}
+	ts, err := loadAuthFile(path)
+	if err != nil {
+		return fmt.Errorf("reload auth file (old tokens stay in force): %w", err)
+	}
+	m.auth.Store(ts)
+	m.log.Info("auth file reloaded", "tokens", len(ts.tokens))
 	return nil
 }
 

@@ -45,6 +45,8 @@ type Master struct {
 	router *Router
 	rules  *ruleSet
 	tls    *tls.Config
+	// auth is the loaded auth file; nil when auth is off. Swapped on SIGHUP.
+	auth atomic.Pointer[tokenStore]
 
 	listener net.Listener
 	started  time.Time
@@ -105,6 +107,13 @@ func New(cfg config.Config, opts Options, log hclog.Logger) (*Master, error) {
 		return nil, err
 	}
 	m.rules = rules
+	if cfg.Controller.AuthFile != "" {
+		ts, err := loadAuthFile(cfg.Controller.AuthFile)
+		if err != nil {
+			return nil, err
+		}
+		m.auth.Store(ts)
+	}
 	if cfg.Controller.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.Controller.TLSCert, cfg.Controller.TLSKey)
 		if err != nil {

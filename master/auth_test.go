@@ -1,0 +1,41 @@
+package master
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestLoadAuthFile(t *testing.T) {
+	cases := map[string]struct{ file, err string }{
+		"ok":             {"[token.a]\nsecret = \"x\"\nnamespace = \"a.\"\n[token.b]\nsecret = \"y\"\nnamespace = \"*\"\n", ""},
+		"missing secret": {"[token.a]\nnamespace = \"a.\"\n", "token.a: missing secret"},
+		"empty ns":       {"[token.a]\nsecret = \"x\"\nnamespace = \"\"\n", "token.a: missing or empty namespace"},
+		"duplicate":      {"[token.a]\nsecret = \"x\"\nnamespace = \"a\"\n[token.b]\nsecret = \"x\"\nnamespace = \"b\"\n", "same secret"},
+		"bad toml":       {"[token.a\n", "auth file"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "auth.toml")
+			os.WriteFile(path, []byte(tc.file), 0o600)
+			ts, err := loadAuthFile(path)
+			if tc.err == "" {
+				if err != nil || len(ts.tokens) != 2 {
+					t.Fatalf("got %v, %v", ts, err)
+				}
+				id, err := ts.authenticate("y")
+				if err != nil || id.name != "b" || !id.allows("anything") {
+					t.Fatalf("authenticate: %+v %v", id, err)
+				}
+				if _, err := ts.authenticate("z"); err == nil {
+					t.Fatal("unknown secret accepted")
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("got %v, want an error with %q", err, tc.err)
+			}
+		})
+	}
+}
