@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tockd/tock/ipc"
 	"io"
 	"net/http"
 	"strconv"
@@ -110,13 +111,13 @@ func (cs *ControlServer) serveHealthz(w http.ResponseWriter, _ *http.Request) er
 
 // GCStatsReply is GET /gc-stats: the master's figures and each worker's.
 type GCStatsReply struct {
-	Master  ProcessGCStats     `json:"master"`
+	Master  ipc.GCStats        `json:"master"`
 	Workers []WorkerCallResult `json:"workers"`
 }
 
 func (cs *ControlServer) serveGCStats(w http.ResponseWriter, _ *http.Request) error {
 	writeJSON(w, http.StatusOK, GCStatsReply{
-		Master:  readGCStats(),
+		Master:  ipc.ReadGCStats(),
 		Workers: nonNil(cs.m.CallWorkers("gc-stats", controlWorkerCallWait)),
 	})
 	return nil
@@ -124,13 +125,13 @@ func (cs *ControlServer) serveGCStats(w http.ResponseWriter, _ *http.Request) er
 
 // BacktracesReply is GET /backtraces: goroutine dumps of every process.
 type BacktracesReply struct {
-	Master  ProcessBacktraces  `json:"master"`
+	Master  ipc.Backtraces     `json:"master"`
 	Workers []WorkerCallResult `json:"workers"`
 }
 
 func (cs *ControlServer) serveBacktraces(w http.ResponseWriter, _ *http.Request) error {
 	writeJSON(w, http.StatusOK, BacktracesReply{
-		Master:  readBacktraces(),
+		Master:  ipc.ReadBacktraces(),
 		Workers: nonNil(cs.m.CallWorkers("backtraces", controlWorkerCallWait)),
 	})
 	return nil

@@ -1,59 +1,22 @@
 package worker
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
-	"runtime"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 
 	"github.com/tockd/tock/ipc"
 )
 
-// GCStats is a process's Go memory and GC figures (GET /gc-stats).
-type GCStats struct {
-	PID          int    `json:"pid"`
-	HeapAlloc    uint64 `json:"heap_alloc"`
-	HeapSys      uint64 `json:"heap_sys"`
-	HeapObjects  uint64 `json:"heap_objects"`
-	TotalAlloc   uint64 `json:"total_alloc"`
-	Sys          uint64 `json:"sys"`
-	NumGC        uint32 `json:"num_gc"`
-	PauseTotalNs uint64 `json:"pause_total_ns"`
-	LastPauseNs  uint64 `json:"last_pause_ns"`
-	Goroutines   int    `json:"goroutines"`
-}
-
-// ReadGCStats reads this process's figures.
-func ReadGCStats() GCStats {
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return GCStats{
-		PID: os.Getpid(), HeapAlloc: m.HeapAlloc, HeapSys: m.HeapSys, HeapObjects: m.HeapObjects,
-		TotalAlloc: m.TotalAlloc, Sys: m.Sys, NumGC: m.NumGC, PauseTotalNs: m.PauseTotalNs,
-		LastPauseNs: m.PauseNs[(m.NumGC+255)%256], Goroutines: runtime.NumGoroutine(),
-	}
-}
-
-// Backtraces returns this process's goroutine dump.
-func Backtraces() string {
-	var b bytes.Buffer
-	if err := pprof.Lookup("goroutine").WriteTo(&b, 2); err != nil {
-		return "goroutine dump failed: " + err.Error()
-	}
-	return b.String()
-}
-
 func (w *Worker) handleCall(c ipc.Call) {
 	var result any
 	reply := ipc.CallReply{ID: c.ID}
 	switch c.Method {
 	case "gc-stats":
-		result = ReadGCStats()
+		result = ipc.ReadGCStats()
 	case "backtraces":
-		result = map[string]any{"pid": os.Getpid(), "goroutines": Backtraces()}
+		result = ipc.ReadBacktraces()
 	case "compact":
 		started := w.compactAll()
 		result = map[string]any{"started": started}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/tockd/tock/ipc"
 	"net/http"
 	"strconv"
 	"strings"
@@ -115,7 +116,7 @@ func ctlGet(path string) func(c *cli.Context, cl *ctlClient) error {
 
 func ctlBacktraces(c *cli.Context, cl *ctlClient) error {
 	var bt struct {
-		Master  master.ProcessBacktraces  `json:"master"`
+		Master  ipc.Backtraces            `json:"master"`
 		Workers []master.WorkerCallResult `json:"workers"`
 	}
 	b, err := cl.get("/backtraces", &bt)
@@ -127,7 +128,7 @@ func ctlBacktraces(c *cli.Context, cl *ctlClient) error {
 	}
 	fmt.Printf("=== master (pid %d)\n%s\n", bt.Master.PID, bt.Master.Goroutines)
 	for _, w := range bt.Workers {
-		var r master.ProcessBacktraces
+		var r ipc.Backtraces
 		if w.Error != "" {
 			fmt.Printf("=== worker %d (pid %d): %s\n\n", w.Index, w.PID, w.Error)
 			continue

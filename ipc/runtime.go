@@ -1,4 +1,4 @@
-package master
+package ipc
 
 import (
 	"bytes"
@@ -7,9 +7,9 @@ import (
 	"runtime/pprof"
 )
 
-// ProcessGCStats is one process's Go memory and GC figures (GET /gc-stats);
-// the fields are those the workers report.
-type ProcessGCStats struct {
+// GCStats is one process's Go memory and GC figures (GET /gc-stats),
+// the same for the master and for every worker.
+type GCStats struct {
 	// PID of the process.
 	PID int `json:"pid"`
 	// HeapAlloc is the bytes of allocated heap objects.
@@ -32,28 +32,30 @@ type ProcessGCStats struct {
 	Goroutines int `json:"goroutines"`
 }
 
-func readGCStats() ProcessGCStats {
+// ReadGCStats reads this process's figures.
+func ReadGCStats() GCStats {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return ProcessGCStats{
+	return GCStats{
 		PID: os.Getpid(), HeapAlloc: ms.HeapAlloc, HeapSys: ms.HeapSys, HeapObjects: ms.HeapObjects,
 		TotalAlloc: ms.TotalAlloc, Sys: ms.Sys, NumGC: ms.NumGC, PauseTotalNs: ms.PauseTotalNs,
 		LastPauseNs: ms.PauseNs[(ms.NumGC+255)%256], Goroutines: runtime.NumGoroutine(),
 	}
 }
 
-// ProcessBacktraces is one process's goroutine dump (GET /backtraces).
-type ProcessBacktraces struct {
+// Backtraces is one process's goroutine dump (GET /backtraces).
+type Backtraces struct {
 	// PID of the process.
 	PID int `json:"pid"`
 	// Goroutines is the dump in Go's panic format.
 	Goroutines string `json:"goroutines"`
 }
 
-func readBacktraces() ProcessBacktraces {
+// ReadBacktraces dumps this process's goroutines.
+func ReadBacktraces() Backtraces {
 	var b bytes.Buffer
 	if err := pprof.Lookup("goroutine").WriteTo(&b, 2); err != nil {
 		b.WriteString("goroutine dump failed: " + err.Error())
 	}
-	return ProcessBacktraces{PID: os.Getpid(), Goroutines: b.String()}
+	return Backtraces{PID: os.Getpid(), Goroutines: b.String()}
 }
