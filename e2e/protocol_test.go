@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestProtocol_EveryCommand exercises each command of DESIGN §5.1 against a
@@ -165,4 +166,20 @@ func TestProtocol_ConcurrentConnections(t *testing.T) {
 	if len(body) != 1000 {
 		t.Fatalf("QUERY after concurrent SETs: %d jobs, want 1000", len(body))
 	}
+}
+
+// TestProtocol_RuleThenJobPipelined: a RULE SET pipelined with the job it
+// is for takes effect before that job is routed (effects follow the order
+// of the lines on a connection, not only the replies).
+func TestProtocol_RuleThenJobPipelined(t *testing.T) {
+	dir := t.TempDir()
+	c := startCluster(t, dir, clusterConfig(dir, ""))
+	cl := dial(t, c.addr)
+	cl.send(`r1 RULE SET rule.p pipe. direct /bin/true`, "r2 SET pipe.now 0", "r3 LISTRULES")
+	for _, want := range []string{"r1 OK", "r2 OK", "r3 rule.p pipe. direct /bin/true", "r3 OK"} {
+		if got := cl.line(); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	waitStatus(t, cl, "pipe.now", "executed", 20*time.Second)
 }

@@ -58,10 +58,13 @@ func (s *session) dispatch(c *call, line []byte) (closeConn bool) {
 			}
 		}
 		c.finish(protocol.AppendOK(out, cmd.RID))
+	// Rule changes complete before the connection's next line is read, so
+	// what follows them on the connection sees the new rules (a job SET
+	// right after its RULE SET finds its rule).
 	case protocol.OpRuleSet:
-		go m.changeRule(c, cmd, store.Record{Type: store.RecordRule, Rule: cmd.Rule})
+		m.changeRule(c, cmd, store.Record{Type: store.RecordRule, Rule: cmd.Rule})
 	case protocol.OpRemoveRule:
-		go m.changeRule(c, cmd, store.Record{Type: store.RecordRuleRemoval, ID: cmd.ID})
+		m.changeRule(c, cmd, store.Record{Type: store.RecordRuleRemoval, ID: cmd.ID})
 	default:
 		c.finish(protocol.AppendError(nil, cmd.RID, "unknown command"))
 	}
