@@ -14,6 +14,7 @@ import (
 // session is one connection's protocol state.
 type session struct {
 	m      *Master
+	cc     *clientConn
 	authed bool     // auth is off, or AUTH succeeded
 	id     identity // what the connection may touch when auth is on
 }
@@ -47,7 +48,15 @@ func (s *session) dispatch(c *call, line []byte) (closeConn bool) {
 	case protocol.OpRemove:
 		m.routeJob(c, cmd, ipc.Request{Op: ipc.OpRemove, Key: cmd.ID})
 	case protocol.OpQuery:
-		m.query(c, cmd, s.id)
+		// A bounded number of QUERYs in flight per connection: each reply
+		// may hold the whole matching job set.
+		select {
+		case s.cc.fanouts <- struct{}{}:
+		case <-s.cc.quit:
+			c.finish(protocol.AppendError(nil, cmd.RID, "stopping"))
+			return true
+		}
+		m.query(c, cmd, s.id, func() { <-s.cc.fanouts })
 	case protocol.OpStat:
 		m.stat(c, cmd)
 	case protocol.OpListRules:
@@ -122,7 +131,7 @@ func (m *Master) routeJob(c *call, cmd protocol.Command, req ipc.Request) {
 
 // query fans QUERY out to every shard (so a shard in handoff is waited for,
 // not skipped) and merges the lines, sorted by job id.
-func (m *Master) query(c *call, cmd protocol.Command, id identity) {
+func (m *Master) query(c *call, cmd protocol.Command, id identity, done func()) {
 	n := m.cfg.Cluster.Shards
 	var mu sync.Mutex
 	var jobs []ipc.JobLine
@@ -141,6 +150,7 @@ func (m *Master) query(c *call, cmd protocol.Command, id identity) {
 			if left > 0 {
 				return
 			}
+			defer done()
 			if errText != "" {
 				c.finish(protocol.AppendError(nil, rid, errText))
 				return

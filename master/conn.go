@@ -7,28 +7,40 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tockd/tock/protocol"
 )
 
-// maxPipelined bounds the requests of one connection waiting for their
-// replies; a client that pipelines more is simply not read until replies
-// drain (backpressure instead of unbounded memory).
-const maxPipelined = 4096
+// A client that pipelines faster than it reads is simply not read until
+// its replies drain (backpressure instead of unbounded memory):
+const (
+	// maxPipelined bounds the requests waiting for their replies;
+	maxPipelined = 4096
+	// maxPendingBytes bounds the reply bytes ready but not yet written;
+	maxPendingBytes = 8 << 20
+	// maxFanouts bounds the QUERYs in flight (each may be large).
+	maxFanouts = 4
+	// writeTimeout: a client that takes no reply bytes for this long is
+	// gone or hostile; it is disconnected.
+	writeTimeout = 30 * time.Second
+)
 
 // call is one request line's reply slot. Replies are written in the order
 // calls were read, whatever order workers answer in.
 type call struct {
+	cc   *clientConn
 	out  []byte
 	done chan struct{}
 }
 
-func newCall() *call { return &call{done: make(chan struct{})} }
+func (cc *clientConn) newCall() *call { return &call{cc: cc, done: make(chan struct{})} }
 
 // finish sets the reply bytes; called exactly once.
 func (c *call) finish(out []byte) {
 	c.out = out
+	c.cc.pendingBytes.Add(int64(len(out)))
 	close(c.done)
 }
 
@@ -41,6 +53,10 @@ type clientConn struct {
 	calls   chan *call
 	quit    chan struct{} // closed to stop reading (graceful stop)
 	once    sync.Once
+
+	pendingBytes atomic.Int64  // finished replies not yet written
+	room         chan struct{} // signalled when replies were written
+	fanouts      chan struct{} // one token per QUERY in flight
 }
 
 func (m *Master) acceptLoop() {
@@ -67,7 +83,8 @@ func (m *Master) acceptLoop() {
 		}
 		m.connections.Add(1)
 		cc := &clientConn{conn: c, remote: c.RemoteAddr().String(), started: time.Now(),
-			calls: make(chan *call, maxPipelined), quit: make(chan struct{})}
+			calls: make(chan *call, maxPipelined), quit: make(chan struct{}),
+			room: make(chan struct{}, 1), fanouts: make(chan struct{}, maxFanouts)}
 		m.conns.add(cc)
 		go m.serveConn(cc)
 	}
@@ -115,23 +132,30 @@ func (m *Master) serveConn(cc *clientConn) {
 
 func (m *Master) readRequests(cc *clientConn) {
 	r := protocol.NewReader(cc.conn, m.cfg.Controller.MaxLineBytes)
-	s := &session{m: m, authed: m.auth.Load() == nil}
+	s := &session{m: m, cc: cc, authed: m.auth.Load() == nil}
 	if !s.authed {
 		// AUTH must come first, within authTimeout of the connection start.
 		cc.conn.SetReadDeadline(time.Now().Add(authTimeout))
 	}
 	for {
 		line, err := r.ReadLine()
+		if !cc.waitRoom() {
+			return
+		}
 		if errors.Is(err, protocol.ErrLineTooLong) {
-			c := newCall()
-			cc.calls <- c
+			c := cc.newCall()
+			select {
+			case cc.calls <- c:
+			case <-cc.quit:
+				return
+			}
 			c.finish(protocol.AppendError(nil, "", "line too long"))
 			continue
 		}
 		if err != nil {
 			return
 		}
-		c := newCall()
+		c := cc.newCall()
 		select {
 		case cc.calls <- c:
 		case <-cc.quit:
@@ -153,6 +177,28 @@ func (m *Master) readRequests(cc *clientConn) {
 	}
 }
 
+// waitRoom blocks while too many reply bytes wait to be written; false
+// when the connection is stopping.
+func (cc *clientConn) waitRoom() bool {
+	for cc.pendingBytes.Load() > maxPendingBytes {
+		select {
+		case <-cc.room:
+		case <-cc.quit:
+			return false
+		}
+	}
+	return true
+}
+
+// wrote accounts for n reply bytes written.
+func (cc *clientConn) wrote(n int) {
+	cc.pendingBytes.Add(-int64(n))
+	select {
+	case cc.room <- struct{}{}:
+	default:
+	}
+}
+
 func (m *Master) writeReplies(cc *clientConn) {
 	w := bufio.NewWriterSize(cc.conn, 32<<10)
 	broken := false
@@ -161,15 +207,22 @@ func (m *Master) writeReplies(cc *clientConn) {
 		case <-c.done:
 		default:
 			// The next reply is not ready: push out what we have first.
-			if !broken && w.Buffered() > 0 && w.Flush() != nil {
-				broken = true
+			if !broken && w.Buffered() > 0 {
+				cc.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+				broken = w.Flush() != nil
 			}
 			<-c.done
 		}
+		n := len(c.out)
 		if broken {
+			cc.wrote(n)
 			continue // keep draining so the reader never blocks
 		}
-		if _, err := w.Write(c.out); err != nil {
+		cc.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		_, err := w.Write(c.out)
+		c.out = nil
+		cc.wrote(n)
+		if err != nil {
 			broken = true
 			continue
 		}

@@ -71,6 +71,10 @@ func (m *Master) rollOut(phase int) error {
 // replaceSlot boots a new worker for slot i and hands it the old one's
 // shards; the old one then drains and exits in the background.
 func (m *Master) replaceSlot(i, phase int) error {
+	if m.slotDown(i) {
+		m.log.Warn("worker is being replaced after a crash; its replacement boots at the new phase", "worker", i, "phase", phase)
+		return nil
+	}
 	np, err := m.bootSpare(i, phase)
 	if err != nil {
 		return fmt.Errorf("worker %d of phase %d failed to boot: %w", i, phase, err)
@@ -82,6 +86,12 @@ func (m *Master) replaceSlot(i, phase int) error {
 		return errors.New("cluster changed during the restart")
 	}
 	s := m.slots[i]
+	if s.cur == nil || s.replacing {
+		m.mu.Unlock()
+		go m.retire(np, 0)
+		m.log.Warn("worker crashed during the restart; its replacement boots at the new phase", "worker", i, "phase", phase)
+		return nil
+	}
 	old, shards := s.cur, slices.Clone(s.shards)
 	s.cur = np
 	if old != nil {
@@ -116,6 +126,14 @@ func (m *Master) replaceSlot(i, phase int) error {
 	return nil
 }
 
+// slotDown reports whether slot i has no running worker or one is being
+// booted to replace a crashed one.
+func (m *Master) slotDown(i int) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return i < len(m.slots) && (m.slots[i].cur == nil || m.slots[i].replacing)
+}
+
 // bootSpare starts a worker that owns no shards yet.
 func (m *Master) bootSpare(i, phase int) (*proc, error) {
 	return m.startWorker(i, phase, nil, nil)
@@ -134,24 +152,30 @@ func (m *Master) handoff(from, to *proc, shards []int) error {
 	m.router.SetOwner(shards, nil)
 	var running []ipc.RunningJob
 	if from != nil {
+		// From here the shards are no longer from's: if it dies now, its
+		// replacement must not open them.
+		from.mu.Lock()
+		from.shards = slices.DeleteFunc(slices.Clone(from.shards), func(s int) bool { return slices.Contains(shards, s) })
+		from.mu.Unlock()
 		rel, err := request(from, ipc.TypeRelease, ipc.Release{Shards: shards}, from.released, timeout)
 		if err != nil {
-			// A dead old owner has released everything it had.
-			from.log.Warn("old owner did not release cleanly; continuing from disk", "error", err)
+			// The old owner must not write the shards once another opens
+			// them: make sure it is gone, then continue from disk.
+			from.log.Warn("old owner did not release; killing it and continuing from disk", "error", err)
+			from.kill()
+			<-from.exited
 		} else {
 			running = rel.Running
 		}
-		from.mu.Lock()
-		from.shards = slices.DeleteFunc(from.shards, func(s int) bool { return slices.Contains(shards, s) })
-		from.mu.Unlock()
 	}
 	released := time.Since(start)
 	ready, err := request(to, ipc.TypeAcquire, ipc.Acquire{Shards: shards, Running: running}, to.ready, timeout)
-	if err != nil {
-		return err
+	if err == nil && ready.Error != "" {
+		err = fmt.Errorf("new owner cannot open shards: %s", ready.Error)
 	}
-	if ready.Error != "" {
-		return fmt.Errorf("new owner cannot open shards: %s", ready.Error)
+	if err != nil {
+		m.giveBack(from, shards, running)
+		return err
 	}
 	to.mu.Lock()
 	for _, s := range shards {
@@ -166,9 +190,30 @@ func (m *Master) handoff(from, to *proc, shards []int) error {
 	return nil
 }
 
+// giveBack returns shards to their old owner after a failed handoff, so
+// they are not left without one. If it is gone too, they stay held until
+// its slot's replacement opens them.
+func (m *Master) giveBack(from *proc, shards []int, running []ipc.RunningJob) {
+	if from == nil || !from.isBooted() {
+		return
+	}
+	ready, err := request(from, ipc.TypeAcquire, ipc.Acquire{Shards: shards, Running: running}, from.ready, m.cfg.Cluster.WorkerBootTimeout.Duration)
+	if err != nil || ready.Error != "" {
+		from.log.Error("cannot give shards back after a failed handoff", "shards", shards, "error", err)
+		return
+	}
+	from.mu.Lock()
+	from.shards = slices.Sorted(slices.Values(append(slices.Clone(from.shards), shards...)))
+	from.mu.Unlock()
+	m.router.SetOwner(shards, from)
+}
+
 // request sends a control message and waits for its answer on ch.
 func request[T any](p *proc, t ipc.Type, msg any, ch chan T, timeout time.Duration) (T, error) {
 	var zero T
+	for len(ch) > 0 { // a late answer to an earlier, timed-out request
+		<-ch
+	}
 	if err := p.link.SendJSON(t, msg); err != nil {
 		return zero, err
 	}

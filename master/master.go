@@ -81,7 +81,10 @@ type slot struct {
 	shards   []int
 	restarts int
 	failures int // consecutive failed boots/crashes, for backoff
-	old      []*proc
+	// replacing: a crashed worker's replacement is being booted (or waits
+	// for its backoff); rollouts and rebalancing leave the slot alone.
+	replacing bool
+	old       []*proc
 }
 
 // New prepares a master: validates the data dir and loads the rule set. It

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tockd/tock/ipc"
@@ -24,13 +25,29 @@ type pending struct {
 	heldAt  time.Time
 	// proc is the worker a fan-out (AllShards) request is bound to.
 	proc *proc
+	// done guards deliver: a reply must reach the client once even if a
+	// crash races a retry.
+	done atomic.Bool
+}
+
+// finish delivers r unless a reply was delivered already.
+func (p *pending) finish(r ipc.Reply) {
+	if p.done.CompareAndSwap(false, true) {
+		p.deliver(r)
+	}
 }
 
 // shardRoute is one shard's owner and its held requests.
 type shardRoute struct {
 	owner *proc
 	held  []*pending
+	// outcomes are results of executions that ran in an old owner and
+	// arrived while the shard had no owner; the next owner gets them.
+	outcomes []ipc.Outcome
 }
+
+// maxHeldOutcomes bounds the outcomes kept for an unowned shard.
+const maxHeldOutcomes = 100000
 
 // Router maps shards to workers and holds requests for shards that have no
 // ready owner (booting, crashed or handing off).
@@ -89,16 +106,21 @@ func (r *Router) sendLocked(owner *proc, p *pending) bool {
 	owner.mu.Unlock()
 	if err := owner.link.SendRequest(p.req); err != nil {
 		owner.mu.Lock()
-		delete(owner.inflight, p.req.Seq)
-		owner.mu.Unlock()
-		return false
+		defer owner.mu.Unlock()
+		if owner.inflight[p.req.Seq] == p {
+			delete(owner.inflight, p.req.Seq)
+			return false // still ours: the caller holds it
+		}
+		// WorkerGone took it with the rest of the dead worker's in-flight
+		// requests and routes it again: it must not be held twice.
+		return true
 	}
 	return true
 }
 
 func (r *Router) holdLocked(sr *shardRoute, p *pending) {
 	if len(sr.held) >= r.maxHeld {
-		go p.deliver(errorReply(ErrShardUnavailable))
+		go p.finish(errorReply(ErrShardUnavailable))
 		return
 	}
 	if p.heldAt.IsZero() {
@@ -114,7 +136,7 @@ func (r *Router) SendTo(w *proc, p *pending) {
 	defer r.mu.Unlock()
 	p.proc = w
 	if !r.sendLocked(w, p) {
-		go p.deliver(ipc.Reply{Kind: ipc.KindStat})
+		go p.finish(ipc.Reply{Kind: ipc.KindStat})
 	}
 }
 
@@ -129,6 +151,12 @@ func (r *Router) SetOwner(shards []int, w *proc) {
 		if w == nil {
 			continue
 		}
+		for _, o := range sr.outcomes {
+			if err := w.link.SendJSON(ipc.TypeOutcome, o); err != nil {
+				w.log.Warn("forward outcome", "error", err)
+			}
+		}
+		sr.outcomes = nil
 		held := sr.held
 		sr.held = nil
 		for i, p := range held {
@@ -139,6 +167,27 @@ func (r *Router) SetOwner(shards []int, w *proc) {
 			}
 		}
 	}
+}
+
+// ForwardOutcome hands an old owner's execution result to the shard's
+// current owner, or keeps it until the shard has one (it is in handoff).
+// It reports false when it had to drop it (the bound is reached): the job
+// then runs again after the next restart.
+func (r *Router) ForwardOutcome(o ipc.Outcome) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sr := &r.shards[o.Shard]
+	if sr.owner == nil {
+		if len(sr.outcomes) >= maxHeldOutcomes {
+			return false
+		}
+		sr.outcomes = append(sr.outcomes, o)
+		return true
+	}
+	if err := sr.owner.link.SendJSON(ipc.TypeOutcome, o); err != nil {
+		sr.outcomes = append(sr.outcomes, o) // its death clears the owner; the next one gets it
+	}
+	return true
 }
 
 // Owner returns shard n's owner.
@@ -172,16 +221,34 @@ func (r *Router) WorkerGone(w *proc) {
 			r.shards[i].owner = nil
 		}
 	}
-	// Retry in the order they were sent.
+	// Retries go ahead of whatever was held meanwhile, in the order they
+	// were sent: they are older, and a later SET must not be overtaken by
+	// an earlier one.
+	retry := map[int][]*pending{}
 	for _, p := range sortedBySeq(inflight) {
 		switch {
 		case p.proc != nil:
-			go p.deliver(ipc.Reply{Kind: ipc.KindStat})
+			go p.finish(ipc.Reply{Kind: ipc.KindStat})
 		case p.req.Op == ipc.OpRemove:
-			go p.deliver(errorReply(ErrWorkerCrashed))
+			go p.finish(errorReply(ErrWorkerCrashed))
 		default:
-			r.routeLocked(p)
+			retry[p.req.Shard] = append(retry[p.req.Shard], p)
 		}
+	}
+	for shard, ps := range retry {
+		sr := &r.shards[shard]
+		if sr.owner != nil {
+			for _, p := range ps {
+				r.routeLocked(p)
+			}
+			continue
+		}
+		for _, p := range ps {
+			if p.heldAt.IsZero() {
+				p.heldAt = time.Now()
+			}
+		}
+		sr.held = append(ps, sr.held...)
 	}
 }
 
@@ -194,7 +261,7 @@ func (r *Router) Expire(now time.Time) {
 		keep := sr.held[:0]
 		for _, p := range sr.held {
 			if now.Sub(p.heldAt) > r.holdFor {
-				go p.deliver(errorReply(ErrShardUnavailable))
+				go p.finish(errorReply(ErrShardUnavailable))
 				continue
 			}
 			keep = append(keep, p)

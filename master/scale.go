@@ -104,12 +104,13 @@ func (m *Master) rebalance(n int) error {
 				}
 			}
 			fp, tp := src.cur, dst.cur
+			down := src.replacing || dst.replacing || fp == nil || tp == nil
 			m.mu.Unlock()
 			if len(moving) == 0 {
 				continue
 			}
-			if tp == nil {
-				return fmt.Errorf("worker %d is down", to)
+			if down {
+				return fmt.Errorf("cannot move shards from worker %d to %d: one is down", from, to)
 			}
 			if _, err := request(tp, ipc.TypePrepare, ipc.Prepare{Shards: moving}, tp.prepared, m.cfg.Cluster.WorkerBootTimeout.Duration); err != nil {
 				tp.log.Warn("read-ahead of shards failed; handing off with full replays", "error", err)
@@ -118,9 +119,8 @@ func (m *Master) rebalance(n int) error {
 				return fmt.Errorf("move shards %v from worker %d to %d: %w", moving, from, to, err)
 			}
 			m.mu.Lock()
-			src.shards = slices.DeleteFunc(src.shards, func(s int) bool { return slices.Contains(moving, s) })
-			dst.shards = append(dst.shards, moving...)
-			slices.Sort(dst.shards)
+			src.shards = slices.DeleteFunc(slices.Clone(src.shards), func(s int) bool { return slices.Contains(moving, s) })
+			dst.shards = slices.Sorted(slices.Values(append(slices.Clone(dst.shards), moving...)))
 			m.mu.Unlock()
 		}
 	}

@@ -121,7 +121,7 @@ func (m *Master) handshake(p *proc, shards []int, running []ipc.RunningJob) erro
 	}
 	p.mu.Lock()
 	p.booted = true
-	p.shards = shards
+	p.shards = slices.Clone(shards) // never share a backing array with a slot
 	p.lastCheckin = time.Now()
 	p.mu.Unlock()
 	return nil
@@ -180,7 +180,7 @@ func (m *Master) handleWorkerFrame(p *proc, f ipc.Frame) error {
 			m.router.Rehold(pe)
 			return nil
 		}
-		pe.deliver(r)
+		pe.finish(r)
 	case ipc.TypeStatus:
 		var st ipc.Status
 		if err := ipc.DecodeJSON(f.Payload, &st); err != nil {
@@ -255,18 +255,13 @@ func (m *Master) handleWorkerFrame(p *proc, f ipc.Frame) error {
 }
 
 // forwardOutcome hands an old owner's execution result to the shard's
-// current owner.
+// current owner (see Router.ForwardOutcome).
 func (m *Master) forwardOutcome(o ipc.Outcome) {
 	if o.Shard < 0 || o.Shard >= m.cfg.Cluster.Shards {
 		return
 	}
-	owner := m.router.Owner(o.Shard)
-	if owner == nil {
-		m.log.Warn("outcome for a shard without owner dropped; the job will run again", "shard", o.Shard, "job", o.JobID)
-		return
-	}
-	if err := owner.link.SendJSON(ipc.TypeOutcome, o); err != nil {
-		m.log.Warn("forward outcome", "error", err)
+	if !m.router.ForwardOutcome(o) {
+		m.log.Warn("too many outcomes for a shard in handoff; dropped, the job will run again after a restart", "shard", o.Shard, "job", o.JobID)
 	}
 }
 
@@ -306,19 +301,31 @@ func (m *Master) slotOf(p *proc) *slot {
 }
 
 // replace restarts a slot's worker with backoff until one boots or the
-// cluster stops. It counts one restart.
+// cluster stops. It counts one restart. The replacement opens the shards
+// the dead process owned (during a rollout, the others are still with the
+// old worker). The slot is marked replacing throughout, so no rollout or
+// rebalance opens the same shards meanwhile.
 func (m *Master) replace(s *slot, dead *proc) {
+	dead.mu.Lock()
+	shards := slices.Clone(dead.shards)
+	dead.mu.Unlock()
 	m.mu.Lock()
 	s.restarts++
+	s.replacing = true
 	if time.Since(dead.started) >= healthyAfter {
 		s.failures = 0
 	}
 	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		s.replacing = false
+		m.mu.Unlock()
+	}()
 	for {
 		m.mu.Lock()
 		delay := backoffFor(s.failures)
 		s.failures++
-		phase, shards, stopping := m.phase, s.shards, m.stopping
+		phase, stopping := m.phase, m.stopping
 		m.mu.Unlock()
 		if stopping {
 			return

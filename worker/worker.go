@@ -329,11 +329,16 @@ func (w *Worker) release(r ipc.Release) {
 			out.Error = err.Error()
 		}
 		delete(w.shards, n)
-		delete(w.awaiting, n)
 		delete(w.shardErrors, n)
+		// Still running: here, and in an older worker this one inherited
+		// them from. Either way the next owner must wait for the outcome.
 		for id, exec := range w.running[n] {
 			out.Running = append(out.Running, ipc.RunningJob{Shard: n, JobID: id, Execution: exec})
 		}
+		for id, exec := range w.awaiting[n] {
+			out.Running = append(out.Running, ipc.RunningJob{Shard: n, JobID: id, Execution: exec})
+		}
+		delete(w.awaiting, n)
 		out.Shards = append(out.Shards, n)
 	}
 	w.send(ipc.TypeReleased, out)
