@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -182,4 +183,41 @@ func TestProtocol_RuleThenJobPipelined(t *testing.T) {
 		}
 	}
 	waitStatus(t, cl, "pipe.now", "executed", 20*time.Second)
+}
+
+// TestProtocol_SlowReaderBounded: a client that pipelines QUERYs and reads
+// nothing cannot grow the master's memory without bound (DESIGN §11).
+func TestProtocol_SlowReaderBounded(t *testing.T) {
+	dir := t.TempDir()
+	c := startCluster(t, dir, clusterConfig(dir, ""))
+	cl := dial(t, c.addr)
+	writeJobs(t, cl, "mem", 5000)
+	hog := dial(t, c.addr)
+	var lines []string
+	for i := 0; i < 2000; i++ {
+		lines = append(lines, fmt.Sprintf("q%d QUERY mem.", i))
+	}
+	go hog.conn.Write([]byte(strings.Join(lines, "\n") + "\n")) // blocks once the server stops reading
+	rss := func() int {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "VmRSS:") {
+				var kb int
+				fmt.Sscanf(strings.TrimPrefix(l, "VmRSS:"), "%d", &kb)
+				return kb
+			}
+		}
+		return 0
+	}
+	// Other clients are still served while the hog is stuck.
+	for i := 0; i < 50; i++ {
+		cl.expect(fmt.Sprintf("g%d GET mem.%d", i, i), fmt.Sprintf("g%d OK planned %d", i, 4102444800000000000+int64(i)))
+	}
+	// Sample the master's memory while the hog's queries would pile up
+	// (unbounded, 2000 replies of 5000 lines are about 450 MB).
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if kb := rss(); kb > 200<<10 {
+			t.Fatalf("master RSS %d KiB with a non-reading client", kb)
+		}
+	}
 }

@@ -164,3 +164,58 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestSupervision_TwoPhasedRestarts: a second rollout in the same master
+// moves every shard too (regression: slot and process shared a shard list).
+func TestSupervision_TwoPhasedRestarts(t *testing.T) {
+	dir := t.TempDir()
+	c := startCluster(t, dir, clusterConfig(dir, ""))
+	cl := dial(t, c.addr)
+	writeJobs(t, cl, "two", 200)
+	for round := 1; round <= 2; round++ {
+		before := pidSet(t, c)
+		c.cmd.Process.Signal(syscall.SIGUSR1)
+		waitFor(t, 60*time.Second, "rollout done", func() bool {
+			return strings.Count(c.logs.String(), "phased restart done") >= round
+		})
+		waitFor(t, 30*time.Second, "old workers gone", func() bool {
+			now := pidSet(t, c)
+			return len(now) == 2 && !slices.Contains(now, before[0]) && !slices.Contains(now, before[1])
+		})
+	}
+	checkJobs(t, cl, "two", 200)
+	cl.expect("r1 SET two.new 4102444800000000000", "r1 OK")
+}
+
+// TestSupervision_RestartDuringCrashBackoff: a rollout while a crashed
+// worker waits for its replacement leaves exactly one process per slot
+// (regression: two workers wrote the same shards).
+func TestSupervision_RestartDuringCrashBackoff(t *testing.T) {
+	dir := t.TempDir()
+	c := startCluster(t, dir, clusterConfig(dir, ""))
+	cl := dial(t, c.addr)
+	writeJobs(t, cl, "bo", 200)
+	// Crash worker slot repeatedly so its backoff grows, then roll out.
+	for i := 0; i < 4; i++ {
+		pids := pidSet(t, c)
+		syscall.Kill(pids[0], syscall.SIGKILL)
+		waitFor(t, 20*time.Second, "replacement", func() bool {
+			now := pidSet(t, c)
+			return len(now) == 2 && !slices.Contains(now, pids[0])
+		})
+	}
+	syscall.Kill(pidSet(t, c)[0], syscall.SIGKILL)
+	c.cmd.Process.Signal(syscall.SIGUSR1)
+	waitFor(t, 60*time.Second, "rollout finished", func() bool {
+		logs := c.logs.String()
+		return strings.Contains(logs, "phased restart done") || strings.Contains(logs, "phased restart aborted")
+	})
+	waitFor(t, 60*time.Second, "two workers", func() bool { return len(pidSet(t, c)) == 2 })
+	checkJobs(t, cl, "bo", 200)
+	if err := c.stop(); err != nil {
+		t.Fatal(err)
+	}
+	c.start()
+	cl = dial(t, c.addr)
+	checkJobs(t, cl, "bo", 200)
+}

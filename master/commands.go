@@ -249,14 +249,18 @@ func (m *Master) changeRule(c *call, cmd protocol.Command, rec store.Record) {
 	c.finish(protocol.AppendOK(nil, cmd.RID))
 }
 
-// workerProcs are the booted workers that own shards (STAT fan-out).
+// workerProcs are the booted workers, draining ones included: during a
+// rollout an old worker still owns the shards not yet moved, and each
+// worker counts only the shards it owns (STAT fan-out).
 func (m *Master) workerProcs() []*proc {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []*proc
 	for _, s := range m.slots {
-		if s.cur != nil && s.cur.isBooted() {
-			out = append(out, s.cur)
+		for _, p := range append([]*proc{s.cur}, s.old...) {
+			if p != nil && p.isBooted() {
+				out = append(out, p)
+			}
 		}
 	}
 	return out

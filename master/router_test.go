@@ -123,3 +123,41 @@ func TestRouter_WorkerGone(t *testing.T) {
 		t.Fatalf("SET not held for retry: held=%d", r.Held())
 	}
 }
+
+// TestRouter_RetryKeepsOrder: requests in flight at a dead worker are
+// older than those held meanwhile, so they go first (a later SET of a job
+// must not be overtaken by an earlier one).
+func TestRouter_RetryKeepsOrder(t *testing.T) {
+	r := NewRouter(1, 10, time.Minute)
+	p, far := fakeProc(t)
+	go func() {
+		for {
+			if _, err := far.Recv(); err != nil {
+				return
+			}
+		}
+	}()
+	r.SetOwner([]int{0}, p)
+	r.Route(&pending{req: ipc.Request{Op: ipc.OpSet, Key: "x", Execution: 100}, deliver: func(ipc.Reply) {}})
+	r.SetOwner([]int{0}, nil) // e.g. a handoff started
+	r.Route(&pending{req: ipc.Request{Op: ipc.OpSet, Key: "x", Execution: 200}, deliver: func(ipc.Reply) {}})
+	r.WorkerGone(p)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	held := r.shards[0].held
+	if len(held) != 2 || held[0].req.Execution != 100 || held[1].req.Execution != 200 {
+		t.Fatalf("held after crash: %+v", held)
+	}
+}
+
+// TestPending_DeliversOnce: a reply reaches the client once even if a
+// crash races a retry.
+func TestPending_DeliversOnce(t *testing.T) {
+	n := 0
+	p := &pending{deliver: func(ipc.Reply) { n++ }}
+	p.finish(ipc.Reply{})
+	p.finish(ipc.Reply{})
+	if n != 1 {
+		t.Fatalf("delivered %d times", n)
+	}
+}
