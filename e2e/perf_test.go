@@ -20,7 +20,7 @@ import (
 // shards, fsync = always, info logging.
 func perfConfig(dir string, database ...string) string {
 	return fmt.Sprintf(`[log]
-level = "debug"
+level = "info"
 [controller]
 listen = "127.0.0.1:0"
 [database]

@@ -186,7 +186,7 @@ func (m *Master) handoff(from, to *proc, shards []int) error {
 	slices.Sort(to.shards)
 	to.mu.Unlock()
 	m.router.SetOwner(shards, to)
-	m.log.Debug("shards handed off", "shards", shards, "to", to.index, "held", time.Since(start), "release", released)
+	m.log.Info("shards handed off", "shards", shards, "to", to.index, "held", time.Since(start), "release", released)
 	return nil
 }
 
