@@ -219,3 +219,30 @@ func TestSupervision_RestartDuringCrashBackoff(t *testing.T) {
 	cl = dial(t, c.addr)
 	checkJobs(t, cl, "bo", 200)
 }
+
+// TestSupervision_PhasedRestartHungBinary: a new binary that never says
+// hello is killed after worker_boot_timeout and the rollout aborts; the old
+// workers keep serving.
+func TestSupervision_PhasedRestartHungBinary(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "tock")
+	copyFile(t, tockBin, bin)
+	cfg := strings.Replace(clusterConfig(dir, ""), `worker_boot_timeout = "20s"`, `worker_boot_timeout = "2s"`, 1)
+	c := startClusterBin(t, dir, bin, cfg)
+	before := pidSet(t, c)
+	hung := filepath.Join(dir, "tock.new")
+	os.WriteFile(hung, []byte("#!/bin/sh\nexec sleep 600\n"), 0o755)
+	if err := os.Rename(hung, bin); err != nil {
+		t.Fatal(err)
+	}
+	c.cmd.Process.Signal(syscall.SIGUSR1)
+	waitFor(t, 30*time.Second, "restart to abort", func() bool {
+		return strings.Contains(c.logs.String(), "phased restart aborted")
+	})
+	if !strings.Contains(c.logs.String(), "no hello within the boot timeout") {
+		t.Fatal("abort does not name the boot timeout")
+	}
+	waitFor(t, 10*time.Second, "hung worker killed", func() bool { return slices.Equal(pidSet(t, c), before) })
+	cl := dial(t, c.addr)
+	cl.expect("r1 SET still.serving 0", "r1 OK")
+}
