@@ -15,6 +15,7 @@ const maxTriggersPerTick = 20000
 // tick triggers every due job of every shard, writes the status changes and
 // hands the executions to the pipeline.
 func (w *Worker) tick(now time.Time) {
+	w.lastTick = now
 	ns := now.UnixNano()
 	for _, sh := range w.shards {
 		plan := Due(sh.jobs, w.rules, ns, maxTriggersPerTick)
@@ -34,6 +35,36 @@ func (w *Worker) tick(now time.Time) {
 		w.reapCompaction(sh, false)
 		w.maybeCompact(sh, now)
 	}
+}
+
+// minWakeGap is the least time between two early wakes: it bounds the
+// wake rate (to 4000/s) when jobs fall due continuously.
+const minWakeGap = 250 * time.Microsecond
+
+// armWake sets the wake timer for the earliest planned job when that is
+// sooner than the next tick; the ticker handles the rest.
+func (w *Worker) armWake(t *time.Timer) {
+	next, ok := int64(0), false
+	for _, sh := range w.shards {
+		if n, has := sh.jobs.NextDue(); has && (!ok || n < next) {
+			next, ok = n, true
+		}
+	}
+	if !ok {
+		return
+	}
+	at := time.Unix(0, next)
+	if earliest := w.lastTick.Add(minWakeGap); at.Before(earliest) {
+		at = earliest
+	}
+	if at.After(w.lastTick.Add(time.Second / time.Duration(w.set.Framerate))) {
+		return // the ticker comes first
+	}
+	if !w.wakeAt.IsZero() && !at.Before(w.wakeAt) {
+		return // already armed for earlier
+	}
+	w.wakeAt = at
+	t.Reset(time.Until(at))
 }
 
 // trigger is the scheduler's decision for one due job: the status record to

@@ -53,6 +53,8 @@ type Worker struct {
 	results []runner.Result
 
 	lateness latency
+	lastTick time.Time
+	wakeAt   time.Time // when the wake timer is armed for; zero = not armed
 
 	// staged are shards read ahead of a handoff (Prepare), by shard.
 	staged   map[int]staged
@@ -127,8 +129,13 @@ func (w *Worker) loop() error {
 	defer tick.Stop()
 	beat := time.NewTicker(time.Duration(w.set.CheckIntervalNs))
 	defer beat.Stop()
+	// wake fires early for a job due before the next tick, so lateness is
+	// bounded by minWakeGap rather than by the tick period.
+	wake := time.NewTimer(time.Hour)
+	defer wake.Stop()
 	w.sendStatus()
 	for {
+		w.armWake(wake)
 		select {
 		case f, ok := <-w.inbox:
 			if !ok {
@@ -139,6 +146,9 @@ func (w *Worker) loop() error {
 				return err
 			}
 		case now := <-tick.C:
+			w.tick(now)
+		case now := <-wake.C:
+			w.wakeAt = time.Time{}
 			w.tick(now)
 		case <-w.pipe.Results():
 			w.applyResults()
