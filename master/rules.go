@@ -13,14 +13,16 @@ import (
 	"github.com/tockd/tock/store"
 )
 
-// ruleAckTimeout bounds the wait for workers to apply a rule change.
-const ruleAckTimeout = 10 * time.Second
 
 // ruleSet is the cluster's rules: persisted by the master in rules.log and
 // pushed whole to every worker on each change. Changes are serialized so
 // versions are applied in order.
 type ruleSet struct {
 	log   hclog.Logger
+	// ackTimeout bounds the wait for workers to apply a change: longer than
+	// the heartbeat timeout, so a hung worker is killed (and its
+	// replacement gets the rules at boot) before a change gives up on it.
+	ackTimeout time.Duration
 	file  store.ShardLog
 	write sync.Mutex // serializes changes
 
@@ -32,7 +34,8 @@ type ruleSet struct {
 }
 
 func openRuleSet(cfg config.Config, log hclog.Logger) (*ruleSet, error) {
-	rs := &ruleSet{log: log, rules: store.NewRules(), acks: map[*proc]uint64{}}
+	rs := &ruleSet{log: log, rules: store.NewRules(), acks: map[*proc]uint64{},
+		ackTimeout: cfg.Cluster.WorkerTimeout.Duration + 5*time.Second}
 	rs.ackCond = sync.NewCond(&rs.mu)
 	rs.version = 1
 	if cfg.Database.Persistence == config.PersistenceMemory {
@@ -139,8 +142,8 @@ func (rs *ruleSet) acked(p *proc, v uint64) {
 // waitAcks waits until every target that is still alive has acked v. A
 // worker that dies meanwhile gets the rules in its replacement's Welcome.
 func (rs *ruleSet) waitAcks(targets []*proc, v uint64) error {
-	deadline := time.Now().Add(ruleAckTimeout)
-	timer := time.AfterFunc(ruleAckTimeout, rs.ackCond.Broadcast)
+	deadline := time.Now().Add(rs.ackTimeout)
+	timer := time.AfterFunc(rs.ackTimeout, rs.ackCond.Broadcast)
 	defer timer.Stop()
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
