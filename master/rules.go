@@ -13,18 +13,17 @@ import (
 	"github.com/tockd/tock/store"
 )
 
-
 // ruleSet is the cluster's rules: persisted by the master in rules.log and
 // pushed whole to every worker on each change. Changes are serialized so
 // versions are applied in order.
 type ruleSet struct {
-	log   hclog.Logger
+	log hclog.Logger
 	// ackTimeout bounds the wait for workers to apply a change: longer than
 	// the heartbeat timeout, so a hung worker is killed (and its
 	// replacement gets the rules at boot) before a change gives up on it.
 	ackTimeout time.Duration
-	file  store.ShardLog
-	write sync.Mutex // serializes changes
+	file       store.ShardLog
+	write      sync.Mutex // serializes changes
 
 	mu      sync.Mutex
 	rules   *store.Rules
