@@ -204,7 +204,11 @@ func (m *Master) handleWorkerFrame(p *proc, f ipc.Frame) error {
 		if err := ipc.DecodeJSON(f.Payload, &r); err != nil {
 			return err
 		}
-		p.ready <- r
+		select {
+		case p.ready <- r:
+		default:
+			return errors.New("ready nobody asked for")
+		}
 	case ipc.TypePrepared:
 		var r ipc.Prepared
 		if err := ipc.DecodeJSON(f.Payload, &r); err != nil {
@@ -219,7 +223,11 @@ func (m *Master) handleWorkerFrame(p *proc, f ipc.Frame) error {
 		if err := ipc.DecodeJSON(f.Payload, &r); err != nil {
 			return err
 		}
-		p.released <- r
+		select {
+		case p.released <- r:
+		default:
+			return errors.New("released nobody asked for")
+		}
 	case ipc.TypeRulesAck:
 		var a ipc.RulesAck
 		if err := ipc.DecodeJSON(f.Payload, &a); err != nil {
@@ -240,7 +248,7 @@ func (m *Master) handleWorkerFrame(p *proc, f ipc.Frame) error {
 		delete(p.calls, r.ID)
 		p.mu.Unlock()
 		if ch != nil {
-			ch <- r
+			ch <- r // buffered for one; the id was used once
 		}
 	case ipc.TypeOutcome:
 		var o ipc.Outcome
