@@ -212,6 +212,9 @@ func (cs *ControlServer) serveWorkers(w http.ResponseWriter, r *http.Request) er
 	if target < 1 {
 		return badRequest("a cluster needs at least one worker, asked for %d", target)
 	}
+	if max := cs.m.MaxWorkers(); target > max {
+		return badRequest("at most %d workers (one per shard), asked for %d", max, target)
+	}
 	if err := cs.stoppingError(); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package master
 import (
 	"errors"
 	"fmt"
+	"github.com/tockd/tock/config"
 	"github.com/tockd/tock/ipc"
 	"slices"
 	"time"
@@ -14,6 +15,9 @@ import (
 func (m *Master) Scale(target int) error {
 	if target < 1 {
 		return errors.New("a cluster needs at least one worker")
+	}
+	if target > m.MaxWorkers() {
+		return fmt.Errorf("at most %d workers (one per shard)", m.MaxWorkers())
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -43,6 +47,10 @@ func (m *Master) Scale(target int) error {
 	}()
 	return nil
 }
+
+// MaxWorkers is the most workers the cluster can use: one per shard, and
+// no more than the configuration allows.
+func (m *Master) MaxWorkers() int { return min(config.MaxWorkers, m.cfg.Cluster.Shards) }
 
 // ScaleBy adds delta workers (negative removes).
 func (m *Master) ScaleBy(delta int) error {

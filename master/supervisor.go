@@ -177,6 +177,11 @@ func (m *Master) handleWorkerFrame(p *proc, f ipc.Frame) error {
 			return nil
 		}
 		if r.Kind == ipc.KindNotOwned {
+			if pe.proc != nil || pe.req.Shard < 0 || pe.req.Shard >= m.cfg.Cluster.Shards {
+				// Only a single-shard request can be "not owned".
+				pe.finish(ipc.Reply{Kind: ipc.KindStat})
+				return errors.New("not-owned reply to a request bound to this worker")
+			}
 			m.router.Rehold(pe)
 			return nil
 		}

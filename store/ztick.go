@@ -235,9 +235,13 @@ func (fr *FrameReader) damage(size int64, reason string, search bool) error {
 	fr.win = fr.win[:0] // the window may hold a write in progress: read afresh
 	e := &FrameError{Index: fr.index, Offset: fr.off, Reason: reason, Next: -1, Bytes: size - fr.off}
 	if search {
-		next, err := findIntactFrame(fr.r, fr.off+1, size)
+		// Replay's bounded search: a hostile file cannot make it spin.
+		next, err := scanForFrame(fr.r, fr.off+1, size)
 		if err != nil {
 			return err
+		}
+		if next == unknownFrame {
+			e.Reason = reason + " (gave up looking for intact records after it)"
 		}
 		if next >= 0 {
 			e.Next, e.Bytes = next, next-fr.off
@@ -308,30 +312,3 @@ func intactFrameAt(r io.ReaderAt, off, size int64) (bool, error) {
 	return crc32.Checksum(p, castagnoli) == binary.BigEndian.Uint32(h[4:]), nil
 }
 
-// findIntactFrame returns the offset of the first intact tock frame
-// (plausible length, matching CRC) at or after from, or -1. Like Replay's
-// search it looks only as far as a frame boundary can be from a damaged
-// frame's start.
-func findIntactFrame(r io.ReaderAt, from, size int64) (int64, error) {
-	n := min(size-from, 2*(frameHeaderSize+MaxPayload))
-	if n < frameHeaderSize+1 {
-		return -1, nil
-	}
-	win := make([]byte, n)
-	got, err := r.ReadAt(win, from)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return -1, fmt.Errorf("read at offset %d: %w", from, err)
-	}
-	win = win[:got]
-	for p := 0; p+frameHeaderSize < len(win); p++ {
-		size := int(binary.BigEndian.Uint32(win[p:]))
-		if size == 0 || size > MaxPayload || size > len(win)-p-frameHeaderSize {
-			continue
-		}
-		payload := win[p+frameHeaderSize : p+frameHeaderSize+size]
-		if crc32.Checksum(payload, castagnoli) == binary.BigEndian.Uint32(win[p+4:]) {
-			return from + int64(p), nil
-		}
-	}
-	return -1, nil
-}
