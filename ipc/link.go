@@ -96,15 +96,44 @@ func (l *Link) SendJSON(t Type, v any) error {
 }
 
 // SendRequest queues a Request, encoding it straight into the write buffer.
+// It never blocks (the master calls it holding its router lock): callers
+// that want backpressure call WaitRoom first.
 func (l *Link) SendRequest(r Request) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.waitRoomLocked(); err != nil {
+	if err := l.closedErrLocked(); err != nil {
 		return err
 	}
 	l.pending = appendEncoded(l.pending, TypeRequest, func(b []byte) []byte { return AppendRequest(b, r) })
 	l.cond.Broadcast()
 	return nil
+}
+
+// PostJSON queues a control message without waiting for room, like
+// SendRequest.
+func (l *Link) PostJSON(t Type, v any) error {
+	b, err := EncodeJSON(v)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.closedErrLocked(); err != nil {
+		return err
+	}
+	l.pending = AppendFrame(l.pending, t, b)
+	l.cond.Broadcast()
+	return nil
+}
+
+// WaitRoom blocks while the write queue is over its bound, until the peer
+// reads or the link closes: backpressure taken before any lock is held.
+func (l *Link) WaitRoom() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for !l.closed && len(l.pending) > maxPending {
+		l.cond.Wait()
+	}
 }
 
 // SendReply queues a Reply, encoding it straight into the write buffer.
@@ -133,6 +162,10 @@ func (l *Link) waitRoomLocked() error {
 	for !l.closed && len(l.pending) > maxPending {
 		l.cond.Wait()
 	}
+	return l.closedErrLocked()
+}
+
+func (l *Link) closedErrLocked() error {
 	if l.closed {
 		if l.err != nil {
 			return fmt.Errorf("%w: %v", ErrClosed, l.err)

@@ -65,7 +65,7 @@ func (p *proc) call(method string, timeout time.Duration) (json.RawMessage, erro
 		delete(p.calls, id)
 		p.mu.Unlock()
 	}()
-	if err := p.link.SendJSON(ipc.TypeCall, ipc.Call{ID: id, Method: method}); err != nil {
+	if err := p.link.PostJSON(ipc.TypeCall, ipc.Call{ID: id, Method: method}); err != nil {
 		return nil, err
 	}
 	select {

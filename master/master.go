@@ -240,18 +240,28 @@ func (m *Master) shutdown(keepListener bool) {
 	m.log.Info("stopped")
 }
 
-// housekeeping expires held requests and checks heartbeats.
+// housekeeping expires held requests and, in its own goroutine so nothing
+// in the router can delay it, checks heartbeats.
 func (m *Master) housekeeping() {
 	defer m.wg.Done()
-	t := time.NewTicker(100 * time.Millisecond)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.every(100*time.Millisecond, m.checkHeartbeats)
+	}()
+	m.every(100*time.Millisecond, m.router.Expire)
+}
+
+// every calls fn every d until the master stops.
+func (m *Master) every(d time.Duration, fn func(time.Time)) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-m.stopCh:
 			return
 		case now := <-t.C:
-			m.router.Expire(now)
-			m.checkHeartbeats(now)
+			fn(now)
 		}
 	}
 }

@@ -152,7 +152,7 @@ func (r *Router) SetOwner(shards []int, w *proc) {
 			continue
 		}
 		for _, o := range sr.outcomes {
-			if err := w.link.SendJSON(ipc.TypeOutcome, o); err != nil {
+			if err := w.link.PostJSON(ipc.TypeOutcome, o); err != nil {
 				w.log.Warn("forward outcome", "error", err)
 			}
 		}
@@ -184,10 +184,19 @@ func (r *Router) ForwardOutcome(o ipc.Outcome) bool {
 		sr.outcomes = append(sr.outcomes, o)
 		return true
 	}
-	if err := sr.owner.link.SendJSON(ipc.TypeOutcome, o); err != nil {
+	if err := sr.owner.link.PostJSON(ipc.TypeOutcome, o); err != nil {
 		sr.outcomes = append(sr.outcomes, o) // its death clears the owner; the next one gets it
 	}
 	return true
+}
+
+// WaitRoom waits, holding no lock, until the owner of shard n (if any) has
+// room in its link: a worker that stops reading slows down the clients
+// sending to it, not the router, and its heartbeat check still runs.
+func (r *Router) WaitRoom(n int) {
+	if w := r.Owner(n); w != nil {
+		w.link.WaitRoom()
+	}
 }
 
 // Owner returns shard n's owner.

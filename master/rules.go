@@ -121,7 +121,7 @@ func (rs *ruleSet) change(rec store.Record, workers func() []*proc) error {
 	rs.mu.Unlock()
 	targets := workers()
 	for _, p := range targets {
-		if err := p.link.SendJSON(ipc.TypeRules, set); err != nil {
+		if err := p.link.PostJSON(ipc.TypeRules, set); err != nil {
 			p.log.Debug("push rules", "error", err)
 		}
 	}

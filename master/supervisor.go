@@ -403,7 +403,7 @@ func (m *Master) retire(p *proc, timeout time.Duration) {
 	p.mu.Lock()
 	p.draining = true
 	p.mu.Unlock()
-	if err := p.link.SendJSON(ipc.TypeShutdown, ipc.Shutdown{TimeoutNs: int64(timeout)}); err != nil {
+	if err := p.link.PostJSON(ipc.TypeShutdown, ipc.Shutdown{TimeoutNs: int64(timeout)}); err != nil {
 		p.kill()
 	}
 	select {
