@@ -109,21 +109,47 @@ func (m *Master) replaceSlot(i, phase int) error {
 		np.log.Warn("read-ahead of shards failed; handing off with full replays", "error", err)
 	}
 	// One shard at a time: each hold lasts one shard's replay, not the
-	// whole worker's.
+	// whole worker's. Each shard comes from its actual owner (the router's
+	// map is the truth): after an aborted rollout some may still be with
+	// an older draining worker rather than with old.
 	for _, sh := range shards {
-		if err := m.handoff(old, np, []int{sh}); err != nil {
+		from := m.router.Owner(sh)
+		if from == np {
+			continue
+		}
+		if from == nil {
+			return fmt.Errorf("hand off shard %d of worker %d: it has no owner (a worker is recovering)", sh, i)
+		}
+		if err := m.handoff(from, np, []int{sh}); err != nil {
 			return fmt.Errorf("hand off shard %d of worker %d: %w", sh, i, err)
 		}
 	}
-	if old != nil {
-		go func() {
-			m.retire(old, m.cfg.Cluster.WorkerShutdownTimeout.Duration)
-			m.mu.Lock()
-			s.old = slices.DeleteFunc(s.old, func(p *proc) bool { return p == old })
-			m.mu.Unlock()
-		}()
-	}
+	m.retireEmpty(s)
 	return nil
+}
+
+// retireEmpty drains and stops the old workers of s that own no shards
+// any more, each once.
+func (m *Master) retireEmpty(s *slot) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range s.old {
+		p.mu.Lock()
+		done := len(p.shards) == 0 && !p.retiring
+		if done {
+			p.retiring = true
+		}
+		p.mu.Unlock()
+		if !done {
+			continue
+		}
+		go func(p *proc) {
+			m.retire(p, m.cfg.Cluster.WorkerShutdownTimeout.Duration)
+			m.mu.Lock()
+			s.old = slices.DeleteFunc(s.old, func(q *proc) bool { return q == p })
+			m.mu.Unlock()
+		}(p)
+	}
 }
 
 // slotDown reports whether slot i has no running worker or one is being
@@ -158,6 +184,14 @@ func (m *Master) handoff(from, to *proc, shards []int) error {
 		from.shards = slices.DeleteFunc(slices.Clone(from.shards), func(s int) bool { return slices.Contains(shards, s) })
 		from.mu.Unlock()
 		rel, err := request(from, ipc.TypeRelease, ipc.Release{Shards: shards}, from.released, timeout)
+		if err == nil && !sameShards(rel.Shards, shards) {
+			// It did not own them all: someone else may. Opening them here
+			// could make two writers; give back what it did release.
+			// The rest stay unowned (their requests expire as "shard
+			// unavailable"): safe, where guessing an owner is not.
+			m.giveBack(from, rel.Shards, rel.Running)
+			return fmt.Errorf("worker %d released %v, not %v", from.index, rel.Shards, shards)
+		}
 		if err != nil {
 			// The old owner must not write the shards once another opens
 			// them: make sure it is gone, then continue from disk.
@@ -188,6 +222,11 @@ func (m *Master) handoff(from, to *proc, shards []int) error {
 	m.router.SetOwner(shards, to)
 	m.log.Info("shards handed off", "shards", shards, "to", to.index, "held", time.Since(start), "release", released)
 	return nil
+}
+
+func sameShards(a, b []int) bool {
+	a, b = slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b))
+	return slices.Equal(a, b)
 }
 
 // giveBack returns shards to their old owner after a failed handoff, so

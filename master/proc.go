@@ -28,6 +28,7 @@ type proc struct {
 	booted      bool
 	welcomed    bool // has the rule set; receives every later change
 	draining    bool
+	retiring    bool // retire has been started
 	lastCheckin time.Time
 	lastStatus  ipc.Status
 	shards      []int

@@ -295,13 +295,46 @@ func (m *Master) watch(p *proc) {
 		if replace {
 			s.cur = nil
 		}
+		stopping := m.stopping
 		m.mu.Unlock()
 		if !replace {
+			if !stopping && p.draining {
+				m.adoptOrphans(p)
+			}
 			return
 		}
 		p.log.Error("worker died, replacing it", "exit", p.exitErr, "uptime", time.Since(p.started).Round(time.Millisecond))
 		m.replace(s, p)
 	}()
+}
+
+// adoptOrphans gives the shards a draining worker still owned when it died
+// (an aborted rollout leaves some with it) to its slot's current worker,
+// from disk: the dead cannot write any more.
+func (m *Master) adoptOrphans(dead *proc) {
+	dead.mu.Lock()
+	shards := slices.Clone(dead.shards)
+	dead.shards = nil
+	dead.mu.Unlock()
+	if len(shards) == 0 {
+		return
+	}
+	m.mu.Lock()
+	var cur *proc
+	for _, s := range m.slots {
+		if slices.Contains(s.old, dead) && !s.replacing {
+			cur = s.cur
+		}
+	}
+	m.mu.Unlock()
+	if cur == nil {
+		m.log.Error("shards of a dead draining worker have no one to take them", "worker", dead.index, "shards", shards)
+		return
+	}
+	dead.log.Warn("draining worker died with shards; its slot's worker takes them", "shards", shards)
+	if err := m.handoff(nil, cur, shards); err != nil {
+		m.log.Error("adopt shards of a dead draining worker", "shards", shards, "error", err)
+	}
 }
 
 func (m *Master) slotOf(p *proc) *slot {
@@ -381,15 +414,18 @@ func (m *Master) checkHeartbeats(now time.Time) {
 	m.mu.Lock()
 	var hung []*proc
 	for _, s := range m.slots {
-		p := s.cur
-		if p == nil {
-			continue
+		for _, p := range append([]*proc{s.cur}, s.old...) {
+			if p == nil {
+				continue
+			}
+			p.mu.Lock()
+			// A retiring worker drains executions with its loop stopped:
+			// retire bounds it instead.
+			if p.booted && !p.dead && !p.retiring && now.Sub(p.lastCheckin) > timeout {
+				hung = append(hung, p)
+			}
+			p.mu.Unlock()
 		}
-		p.mu.Lock()
-		if p.booted && !p.dead && now.Sub(p.lastCheckin) > timeout {
-			hung = append(hung, p)
-		}
-		p.mu.Unlock()
 	}
 	m.mu.Unlock()
 	for _, p := range hung {
@@ -401,7 +437,7 @@ func (m *Master) checkHeartbeats(now time.Time) {
 // retire asks p to drain and exit, and kills it after timeout.
 func (m *Master) retire(p *proc, timeout time.Duration) {
 	p.mu.Lock()
-	p.draining = true
+	p.draining, p.retiring = true, true
 	p.mu.Unlock()
 	if err := p.link.PostJSON(ipc.TypeShutdown, ipc.Shutdown{TimeoutNs: int64(timeout)}); err != nil {
 		p.kill()
