@@ -246,3 +246,61 @@ func TestSupervision_PhasedRestartHungBinary(t *testing.T) {
 	cl := dial(t, c.addr)
 	cl.expect("r1 SET still.serving 0", "r1 OK")
 }
+
+// openShardFiles maps each shard logfile to the pids that have it open.
+func openShardFiles(t *testing.T, pids []int) map[string][]int {
+	out := map[string][]int{}
+	for _, pid := range pids {
+		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		for _, e := range ents {
+			target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
+			if err == nil && strings.Contains(target, "/shards/") && strings.HasSuffix(target, ".log") {
+				out[target] = append(out[target], pid)
+			}
+		}
+	}
+	return out
+}
+
+// TestSupervision_CrashDuringRollout: the new worker dies in the middle of
+// a rollout; after the abort and a second rollout, every shard file is open
+// in exactly one process and every job is still readable (regression: two
+// workers owned the shards the aborted rollout had not moved).
+func TestSupervision_CrashDuringRollout(t *testing.T) {
+	dir := t.TempDir()
+	cfg := strings.Replace(clusterConfig(dir, ""), "shards = 8", "shards = 128", 1)
+	c := startCluster(t, dir, cfg)
+	cl := dial(t, c.addr)
+	writeJobs(t, cl, "cr", 300)
+	before := pidSet(t, c)
+	c.cmd.Process.Signal(syscall.SIGUSR1)
+	waitFor(t, 30*time.Second, "first handoffs", func() bool {
+		return strings.Count(c.logs.String(), "shards handed off") >= 5
+	})
+	for _, p := range pidSet(t, c) {
+		if !slices.Contains(before, p) {
+			syscall.Kill(p, syscall.SIGKILL) // the new phase's worker
+		}
+	}
+	waitFor(t, 60*time.Second, "rollout to end", func() bool {
+		l := c.logs.String()
+		return strings.Contains(l, "phased restart aborted") || strings.Contains(l, "phased restart done")
+	})
+	t.Logf("first rollout aborted: %v", strings.Contains(c.logs.String(), "phased restart aborted"))
+	checkJobs(t, cl, "cr", 300)
+	c.cmd.Process.Signal(syscall.SIGUSR1)
+	waitFor(t, 90*time.Second, "second rollout done", func() bool {
+		return strings.Contains(c.logs.String(), "phased restart done")
+	})
+	waitFor(t, 60*time.Second, "one owner per shard file", func() bool {
+		pids := pidSet(t, c)
+		files := openShardFiles(t, pids)
+		for _, owners := range files {
+			if len(owners) != 1 {
+				return false
+			}
+		}
+		return len(pids) == 2 && len(files) == 128
+	})
+	checkJobs(t, cl, "cr", 300)
+}
