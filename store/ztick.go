@@ -311,4 +311,3 @@ func intactFrameAt(r io.ReaderAt, off, size int64) (bool, error) {
 	}
 	return crc32.Checksum(p, castagnoli) == binary.BigEndian.Uint32(h[4:]), nil
 }
-
