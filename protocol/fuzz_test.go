@@ -29,7 +29,7 @@ func FuzzTokenize(f *testing.F) {
 			if i > 0 {
 				b = append(b, ' ')
 			}
-			b = appendToken(b, tok)
+			b = AppendToken(b, tok)
 		}
 		again, err := Tokenize(b, nil)
 		if err != nil || len(again) != len(toks) || (len(toks) > 0 && !reflect.DeepEqual(again, toks)) {

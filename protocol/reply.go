@@ -52,7 +52,7 @@ func AppendGet(dst []byte, rid string, st store.Status, ns int64) []byte {
 // AppendQueryLine appends one QUERY result `<rid> <job> <status> <ns>`; the
 // list ends with AppendOK.
 func AppendQueryLine(dst []byte, rid, jobID string, st store.Status, ns int64) []byte {
-	dst = appendToken(appendRID(dst, rid), jobID)
+	dst = AppendToken(appendRID(dst, rid), jobID)
 	dst = append(dst, ' ')
 	dst = append(dst, st.String()...)
 	dst = append(dst, ' ')
@@ -66,9 +66,9 @@ func AppendQueryLine(dst []byte, rid, jobID string, st store.Status, ns int64) [
 // token). Passwords in http URLs, amqp DSNs and redis URLs are removed (see
 // RedactURL); the list ends with AppendOK.
 func AppendRuleLine(dst []byte, rid string, r store.Rule) []byte {
-	dst = appendToken(appendRID(dst, rid), r.ID)
+	dst = AppendToken(appendRID(dst, rid), r.ID)
 	dst = append(dst, ' ')
-	dst = appendToken(dst, r.Pattern)
+	dst = AppendToken(dst, r.Pattern)
 	dst = append(dst, ' ')
 	dst = appendRunner(dst, r.Runner, true)
 	return append(dst, '\n')
@@ -77,9 +77,9 @@ func AppendRuleLine(dst []byte, rid string, r store.Rule) []byte {
 // AppendStatLine appends one STAT result `<rid> <key> <value>`; the list
 // ends with AppendOK.
 func AppendStatLine(dst []byte, rid, key, value string) []byte {
-	dst = appendToken(appendRID(dst, rid), key)
+	dst = AppendToken(appendRID(dst, rid), key)
 	dst = append(dst, ' ')
-	dst = appendToken(dst, value)
+	dst = AppendToken(dst, value)
 	return append(dst, '\n')
 }
 
@@ -87,7 +87,7 @@ func appendRID(dst []byte, rid string) []byte {
 	if rid == "" {
 		return dst
 	}
-	return append(appendToken(dst, rid), ' ')
+	return append(AppendToken(dst, rid), ' ')
 }
 
 // appendText appends free text with CR and LF replaced by spaces.
@@ -111,28 +111,28 @@ func appendText(dst []byte, s string) []byte {
 func FormatCommand(c Command) string {
 	b := make([]byte, 0, 64)
 	if c.Op == OpAuth && c.BareAuth {
-		b = appendToken(append(b, "AUTH "...), c.Secret)
+		b = AppendToken(append(b, "AUTH "...), c.Secret)
 		return string(b)
 	}
-	b = appendToken(b, c.RID)
+	b = AppendToken(b, c.RID)
 	b = append(b, ' ')
 	b = append(b, c.Op.String()...)
 	switch c.Op {
 	case OpSet:
-		b = appendToken(append(b, ' '), c.ID)
+		b = AppendToken(append(b, ' '), c.ID)
 		b = strconv.AppendInt(append(b, ' '), c.Execution, 10)
 	case OpGet, OpRemove, OpRemoveRule:
-		b = appendToken(append(b, ' '), c.ID)
+		b = AppendToken(append(b, ' '), c.ID)
 	case OpQuery:
 		if c.Prefix != "" {
-			b = appendToken(append(b, ' '), c.Prefix)
+			b = AppendToken(append(b, ' '), c.Prefix)
 		}
 	case OpRuleSet:
-		b = appendToken(append(b, ' '), c.Rule.ID)
-		b = appendToken(append(b, ' '), c.Rule.Pattern)
+		b = AppendToken(append(b, ' '), c.Rule.ID)
+		b = AppendToken(append(b, ' '), c.Rule.Pattern)
 		b = appendRunner(append(b, ' '), c.Rule.Runner, false)
 	case OpAuth:
-		b = appendToken(append(b, ' '), c.Secret)
+		b = AppendToken(append(b, ' '), c.Secret)
 	}
 	return string(b)
 }

@@ -155,7 +155,7 @@ func appendRunner(dst []byte, r store.Runner, redact bool) []byte {
 		if redact && isURLArg(r.Kind, i) {
 			a = RedactURL(a)
 		}
-		dst = appendToken(dst, a)
+		dst = AppendToken(dst, a)
 	}
 	return dst
 }

@@ -119,10 +119,10 @@ func needsQuote(s string) bool {
 	return false
 }
 
-// appendToken appends s as one token: bare when that re-tokenizes to s,
+// AppendToken appends s as one token: bare when that re-tokenizes to s,
 // otherwise quoted with `"` and `\` escaped. An LF, which no line can carry,
 // is written as a space.
-func appendToken(dst []byte, s string) []byte {
+func AppendToken(dst []byte, s string) []byte {
 	if !needsQuote(s) {
 		return append(dst, s...)
 	}

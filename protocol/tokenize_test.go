@@ -78,13 +78,13 @@ func TestTokenizeReusesDst(t *testing.T) {
 
 func TestAppendTokenRoundTrip(t *testing.T) {
 	for _, s := range []string{"", "a", "a b", `"`, `\`, `a"b`, `a\b`, "\r", "x\r", "\t", "é", `\"`, " "} {
-		line := appendToken([]byte("x "), s)
+		line := AppendToken([]byte("x "), s)
 		got, err := Tokenize(line, nil)
 		if err != nil || len(got) != 2 || got[1] != s {
-			t.Errorf("appendToken(%q) = %q, tokenizes to %q, %v", s, line, got, err)
+			t.Errorf("AppendToken(%q) = %q, tokenizes to %q, %v", s, line, got, err)
 		}
 	}
-	if got := string(appendToken(nil, "a\nb")); got != `"a b"` {
+	if got := string(AppendToken(nil, "a\nb")); got != `"a b"` {
 		t.Errorf("appendToken with LF = %q, want %q", got, `"a b"`)
 	}
 }

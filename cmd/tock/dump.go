@@ -427,7 +427,7 @@ func appendDumpTextRecord(b []byte, r store.Record) []byte {
 		} else {
 			b = append(b, "STATUS "...)
 		}
-		b = appendDumpToken(b, r.Job.ID)
+		b = protocol.AppendToken(b, r.Job.ID)
 		b = strconv.AppendInt(append(b, ' '), r.Job.Execution, 10)
 		b = append(append(b, ' '), r.Job.Status.String()...)
 		if o := r.Job.Outcome; r.Type == store.RecordStatus && o != nil {
@@ -437,9 +437,9 @@ func appendDumpTextRecord(b []byte, r store.Record) []byte {
 		b = protocol.AppendRuleLine(append(b, "RULE SET "...), "", r.Rule)
 		b = b[:len(b)-1] // its LF
 	case store.RecordJobRemoval:
-		b = appendDumpToken(append(b, "REMOVE "...), r.ID)
+		b = protocol.AppendToken(append(b, "REMOVE "...), r.ID)
 	case store.RecordRuleRemoval:
-		b = appendDumpToken(append(b, "REMOVERULE "...), r.ID)
+		b = protocol.AppendToken(append(b, "REMOVERULE "...), r.ID)
 	}
 	return append(b, '\n')
 }
@@ -465,27 +465,6 @@ func outputTail(s string, n int) string {
 		i++
 	}
 	return s[i:]
-}
-
-// appendDumpToken writes s as one token of the line protocol: bare when it
-// re-tokenizes to itself, else quoted with `"` and `\` escaped and LF as a
-// space (the rule protocol's replies follow).
-func appendDumpToken(b []byte, s string) []byte {
-	if s != "" && !strings.ContainsAny(s, " \"\\\r\n") {
-		return append(b, s...)
-	}
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, ' ')
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
 }
 
 // dumpRunnerFields names a runner's arguments in the JSON form (ztick.md
