@@ -83,6 +83,10 @@ func (r *Router) Route(p *pending) {
 }
 
 func (r *Router) routeLocked(p *pending) {
+	if p.req.Shard < 0 || p.req.Shard >= len(r.shards) {
+		go p.finish(errorReply(ErrShardUnavailable)) // not a shard: a bug, never a panic
+		return
+	}
 	sr := &r.shards[p.req.Shard]
 	if sr.owner == nil || len(sr.held) > 0 {
 		r.holdLocked(sr, p)
