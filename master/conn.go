@@ -218,7 +218,9 @@ func (m *Master) writeReplies(cc *clientConn) {
 			cc.wrote(n)
 			continue // keep draining so the reader never blocks
 		}
-		cc.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if len(c.out) > w.Available() { // this Write reaches the socket
+			cc.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		}
 		_, err := w.Write(c.out)
 		c.out = nil
 		cc.wrote(n)
@@ -226,8 +228,9 @@ func (m *Master) writeReplies(cc *clientConn) {
 			broken = true
 			continue
 		}
-		if len(cc.calls) == 0 && w.Flush() != nil {
-			broken = true
+		if len(cc.calls) == 0 {
+			cc.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+			broken = w.Flush() != nil
 		}
 	}
 	if !broken {
