@@ -14,8 +14,14 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tockd/tock/internal/testservice"
 )
+
+// rabbit is the run's RabbitMQ, booted by the first test that needs it.
+var rabbit = testservice.NewRabbit()
 
 // TestRunners_HTTP: the http runner against a real local server: POST sends
 // the job as JSON, 2xx is executed, 500 is failed.
@@ -109,5 +115,56 @@ func TestRunners_Redis(t *testing.T) {
 		if strings.Contains(line, "s3cr3t-pw") {
 			t.Fatalf("password leaked: %q", line)
 		}
+	}
+}
+
+// TestRunners_AMQP: the amqp runner through the cluster against a real
+// RabbitMQ: the job id is published to the exchange; an unknown exchange
+// fails the job; the broker password never shows.
+func TestRunners_AMQP(t *testing.T) {
+	url := rabbit.Need(t) // amqp://guest:guest@127.0.0.1:PORT/
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.ExchangeDeclare("tock.e2e", "direct", false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	q, err := ch.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(q.Name, "jobs", "tock.e2e", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := ch.Consume(q.Name, "", true, true, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	c := startCluster(t, dir, clusterConfig(dir, ""))
+	cl := dial(t, c.addr)
+	cl.expect("r1 RULE SET rule.mq mq. amqp "+url+" tock.e2e jobs", "r1 OK")
+	cl.expect("r2 RULE SET rule.nomq nomq. amqp "+url+" no.such.exchange jobs", "r2 OK")
+	cl.expect("r3 SET mq.job 0", "r3 OK")
+	cl.expect("r4 SET nomq.job 0", "r4 OK")
+	select {
+	case m := <-msgs:
+		if string(m.Body) != "mq.job" {
+			t.Fatalf("published body %q", m.Body)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no message published")
+	}
+	waitStatus(t, cl, "mq.job", "executed", 20*time.Second)
+	waitStatus(t, cl, "nomq.job", "failed", 40*time.Second)
+	body, _ := cl.list("l", "l LISTRULES")
+	if strings.Contains(strings.Join(body, "\n"), "guest:guest") {
+		t.Fatalf("password in LISTRULES: %q", body)
 	}
 }

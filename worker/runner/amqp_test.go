@@ -68,7 +68,7 @@ func amqpExec(dsn, exchange, key, job string) Execution {
 
 func TestAMQPPublish(t *testing.T) {
 	t.Parallel()
-	url := rabbit.need(t)
+	url := rabbit.Need(t)
 	f := newAMQPFixture(t, url)
 	d := New(Config{}, nil)
 	t.Cleanup(func() { d.Close() })
@@ -119,7 +119,7 @@ func TestAMQPPublish(t *testing.T) {
 
 func TestAMQPUnknownExchange(t *testing.T) {
 	t.Parallel()
-	url := rabbit.need(t)
+	url := rabbit.Need(t)
 	f := newAMQPFixture(t, url)
 	d := New(Config{}, nil)
 	t.Cleanup(func() { d.Close() })
@@ -135,7 +135,7 @@ func TestAMQPUnknownExchange(t *testing.T) {
 
 func TestAMQPWrongPasswordRedacted(t *testing.T) {
 	t.Parallel()
-	url := rabbit.need(t)
+	url := rabbit.Need(t)
 	log, logs := traceLogger()
 	d := New(Config{}, log)
 	t.Cleanup(func() { d.Close() })
@@ -170,7 +170,7 @@ func TestAMQPWrongPasswordRedacted(t *testing.T) {
 
 func TestAMQPReconnect(t *testing.T) {
 	t.Parallel()
-	url := rabbit.need(t)
+	url := rabbit.Need(t)
 	f := newAMQPFixture(t, url)
 	r := NewAMQPRunner(10*time.Second, nil)
 	t.Cleanup(func() { r.Close() })

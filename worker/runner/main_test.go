@@ -8,21 +8,22 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/tockd/tock/internal/testservice"
 	"github.com/tockd/tock/store"
 )
 
-const installHint = "run .ci/install-services.sh (apt-get install redis-server rabbitmq-server)"
+const installHint = testservice.InstallHint
+
+// rabbit is the package's one RabbitMQ broker.
+var rabbit = testservice.NewRabbit()
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -30,11 +31,10 @@ func TestMain(m *testing.M) {
 	// when the AMQP tests are going to run, so the boot overlaps the other
 	// tests. Each AMQP test waits for it; it is stopped after all tests.
 	if run := flag.Lookup("test.run").Value.String(); run == "" || strings.Contains(strings.ToUpper(run), "AMQP") {
-		rabbit.started.Store(true)
-		go rabbit.start()
+		go rabbit.Start()
 	}
 	code := m.Run()
-	rabbit.stop()
+	rabbit.Stop()
 	os.Exit(code)
 }
 
@@ -196,173 +196,6 @@ func startRedis(t testing.TB, extra ...string) *redisServer {
 }
 
 // ---- RabbitMQ -----------------------------------------------------------
-
-// rabbitNode is the package's one RabbitMQ broker, booted once.
-//
-// What makes rabbitmq-server boot as a plain (non-service) process here,
-// found on Debian 12 (RabbitMQ 3.10, Erlang 25), as root or not:
-//   - run /usr/lib/rabbitmq/bin/rabbitmq-server, not /usr/sbin/rabbitmq-server:
-//     the latter is Debian's wrapper that `su`s to the rabbitmq user, which
-//     cannot write our private temp dir;
-//   - HOME = the temp dir: Erlang writes its .erlang.cookie there;
-//   - RABBITMQ_NODENAME tock-test-<pid>@localhost, RABBITMQ_NODE_IP_ADDRESS
-//     127.0.0.1, RABBITMQ_NODE_PORT / RABBITMQ_DIST_PORT free ports;
-//   - RABBITMQ_MNESIA_BASE, RABBITMQ_LOG_BASE, RABBITMQ_PID_FILE,
-//     RABBITMQ_CONFIG_FILE (absent file: defaults) in the temp dir;
-//   - RABBITMQ_ENABLED_PLUGINS_FILE = a file containing "[]." (no plugins, no
-//     management listener);
-//   - our own `epmd -port N` child with ERL_EPMD_PORT=N, so that no epmd
-//     daemon on 4369 is left behind and parallel runs do not collide;
-//   - RABBITMQ_ALLOW_INPUT unset (the default): the script runs the VM in the
-//     background with -noinput (stdin is /dev/null) and forwards SIGTERM to
-//     it, used if the test binary dies (Pdeathsig); at the end the process
-//     group is SIGKILLed (~instant, vs ~2 s for a graceful stop).
-//
-// Boot takes ~4 s; readiness is polled with a real guest/guest connection.
-type rabbitNode struct {
-	once    sync.Once
-	ready   chan struct{}
-	url     string // amqp://guest:guest@127.0.0.1:port/
-	port    int
-	skip    string // non-empty: why AMQP tests are skipped
-	err     error
-	dir     string
-	cmd     *exec.Cmd
-	epmd    *exec.Cmd
-	exited  chan struct{}
-	out     syncBuffer
-	started atomic.Bool
-	stopped sync.Once
-}
-
-var rabbit = &rabbitNode{ready: make(chan struct{})}
-
-func findRabbitServer() (string, error) {
-	for _, p := range []string{"/usr/lib/rabbitmq/bin/rabbitmq-server", "/usr/local/lib/rabbitmq/bin/rabbitmq-server"} {
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p, nil
-		}
-	}
-	return exec.LookPath("rabbitmq-server")
-}
-
-func (r *rabbitNode) start() {
-	r.once.Do(func() {
-		defer close(r.ready)
-		r.err = r.boot()
-	})
-}
-
-func (r *rabbitNode) boot() error {
-	bin, err := findRabbitServer()
-	if err != nil {
-		r.skip = fmt.Sprintf("rabbitmq-server not installed (%v); %s", err, installHint)
-		return nil
-	}
-	r.dir, err = os.MkdirTemp("", "tock-rabbit-")
-	if err != nil {
-		return err
-	}
-	plugins := filepath.Join(r.dir, "enabled_plugins")
-	if err := os.WriteFile(plugins, []byte("[].\n"), 0o600); err != nil {
-		return err
-	}
-	ports := make([]int, 3)
-	for i := range ports {
-		if ports[i], err = freePortErr(); err != nil {
-			return err
-		}
-	}
-	r.port = ports[0]
-	env := append(os.Environ(),
-		"HOME="+r.dir,
-		fmt.Sprintf("RABBITMQ_NODENAME=tock-test-%d@localhost", os.Getpid()),
-		"RABBITMQ_NODE_IP_ADDRESS=127.0.0.1",
-		fmt.Sprintf("RABBITMQ_NODE_PORT=%d", ports[0]),
-		fmt.Sprintf("RABBITMQ_DIST_PORT=%d", ports[1]),
-		"RABBITMQ_MNESIA_BASE="+filepath.Join(r.dir, "mnesia"),
-		"RABBITMQ_LOG_BASE="+filepath.Join(r.dir, "log"),
-		"RABBITMQ_PID_FILE="+filepath.Join(r.dir, "rabbit.pid"),
-		"RABBITMQ_CONFIG_FILE="+filepath.Join(r.dir, "rabbitmq.conf"),
-		"RABBITMQ_ENABLED_PLUGINS_FILE="+plugins,
-	)
-	if epmd, err := exec.LookPath("epmd"); err == nil {
-		env = append(env, fmt.Sprintf("ERL_EPMD_PORT=%d", ports[2]))
-		r.epmd = exec.Command(epmd, "-port", fmt.Sprint(ports[2]))
-		r.epmd.Env = env
-		r.epmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		if err := r.epmd.Start(); err != nil {
-			return fmt.Errorf("start epmd: %w", err)
-		}
-	}
-	r.cmd = exec.Command(bin)
-	r.cmd.Dir = r.dir
-	r.cmd.Env = env
-	r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.out
-	// SIGTERM to the script if the test binary dies: it stops the VM.
-	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := r.cmd.Start(); err != nil {
-		return fmt.Errorf("start rabbitmq-server: %w", err)
-	}
-	r.exited = make(chan struct{})
-	go func() { _ = r.cmd.Wait(); close(r.exited) }()
-
-	r.url = fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", r.port)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		conn, err := amqp.DialConfig(r.url, amqp.Config{Dial: amqp.DefaultDial(time.Second)})
-		if err == nil {
-			conn.Close()
-			return nil
-		}
-		select {
-		case <-r.exited:
-			return fmt.Errorf("rabbitmq-server exited during boot: %s", r.out.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("rabbitmq-server not ready after 60s (last error %v): %s", err, r.out.String())
-		}
-	}
-}
-
-// need returns the broker URL, skipping or failing t when there is none.
-func (r *rabbitNode) need(t testing.TB) string {
-	t.Helper()
-	r.started.Store(true)
-	r.start() // boots, or waits for the boot in progress
-	if r.skip != "" {
-		t.Skip(r.skip)
-	}
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	return r.url
-}
-
-func (r *rabbitNode) stop() {
-	r.stopped.Do(func() {
-		if !r.started.Load() {
-			return // AMQP tests not selected
-		}
-		<-r.ready
-		if r.cmd != nil && r.cmd.Process != nil {
-			// The broker is throwaway (its data dir is removed below), so
-			// there is nothing to stop gracefully: SIGKILL the whole
-			// process group (script + VM). The VM's helper processes
-			// (erl_child_setup, inet_gethost) exit when the VM is gone.
-			_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
-			<-r.exited
-		}
-		if r.epmd != nil && r.epmd.Process != nil {
-			_ = syscall.Kill(-r.epmd.Process.Pid, syscall.SIGKILL)
-			_ = r.epmd.Wait()
-		}
-		if r.dir != "" {
-			_ = os.RemoveAll(r.dir)
-		}
-	})
-}
 
 // ctxT is a context bounded by the test's deadline margin.
 func ctxT(t testing.TB, d time.Duration) context.Context {
