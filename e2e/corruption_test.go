@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tockd/tock/master"
 )
@@ -82,5 +84,30 @@ func TestCorruption_MiddleRecord(t *testing.T) {
 	}
 	if got := cl.do("s SET mid.0 5"); !strings.Contains(got, "s ERROR shard unavailable") {
 		t.Fatalf("SET into the corrupt shard: %q", got)
+	}
+}
+
+// TestCorruption_PhasedRestartWithDownShard: a rollout moves a shard that
+// could not be opened like any other; it stays down with its reason.
+func TestCorruption_PhasedRestartWithDownShard(t *testing.T) {
+	dir := t.TempDir()
+	c := startCluster(t, dir, clusterConfig(dir, ""))
+	cl := dial(t, c.addr)
+	writeJobs(t, cl, "down", 50)
+	if err := c.stop(); err != nil {
+		t.Fatal(err)
+	}
+	path := shardFile(dir, "down.0")
+	b, _ := os.ReadFile(path)
+	b[12+8+3] ^= 0xff
+	os.WriteFile(path, b, 0o600)
+	c.start()
+	c.cmd.Process.Signal(syscall.SIGUSR1)
+	waitFor(t, 60*time.Second, "rollout done", func() bool {
+		return strings.Contains(c.logs.String(), "phased restart done")
+	})
+	cl = dial(t, c.addr)
+	if got := cl.do("g GET down.0"); !strings.Contains(got, "shard unavailable") {
+		t.Fatalf("GET in the corrupt shard after the rollout: %q", got)
 	}
 }

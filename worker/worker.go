@@ -329,6 +329,12 @@ func (w *Worker) release(r ipc.Release) {
 	for _, n := range r.Shards {
 		sh, ok := w.shards[n]
 		if !ok {
+			if _, down := w.shardErrors[n]; down {
+				// Never opened (corrupt): nothing to flush; the next owner
+				// tries, and reports, it again.
+				delete(w.shardErrors, n)
+				out.Shards = append(out.Shards, n)
+			}
 			continue
 		}
 		w.reapCompaction(sh, true)
