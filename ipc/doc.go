@@ -29,6 +29,21 @@
 // replays its shards and answers Ready. Both sides bound the handshake by
 // the boot timeout.
 //
+// # Handoff
+//
+// Moving shards from worker A to worker B (phased restart, scaling):
+//
+//	M→B Prepare{shards}    B reads them ahead in the background → Prepared
+//	    (the master now holds new requests for one shard at a time)
+//	M→A Release{shard}     A answers what it has, syncs, closes → Released{running}
+//	M→B Acquire{shard, running}  B reads what A wrote since, opens → Ready
+//	    (the master releases the held requests to B)
+//	A→M Outcome            results of A's executions still running; the
+//	M→B Outcome            master forwards them to the shard's owner
+//
+// A request that reaches a worker after it released the shard is answered
+// KindNotOwned and routed again.
+//
 // # Evolving the protocol
 //
 // Control messages (Hello, Welcome, Status, ...) are JSON objects: a field
