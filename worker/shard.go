@@ -31,11 +31,7 @@ type shard struct {
 }
 
 // undoEntry is the state of a job before a mutation of this batch.
-type undoEntry struct {
-	id      string
-	prev    store.Job
-	existed bool
-}
+type undoEntry = store.Saved
 
 // ShardPath is the logfile of shard n under dataDir.
 func ShardPath(dataDir string, n int) string {
@@ -110,22 +106,13 @@ func (sh *shard) remember(id string) {
 	if _, ok := sh.log.(*store.MemoryLog); ok {
 		return
 	}
-	prev, ok := sh.jobs.Get(id)
-	sh.undo = append(sh.undo, undoEntry{id: id, prev: prev, existed: ok})
+	sh.undo = append(sh.undo, sh.jobs.Save(id))
 }
 
 // rollback undoes this batch's mutations, newest first.
 func (sh *shard) rollback() {
 	for i := len(sh.undo) - 1; i >= 0; i-- {
-		u := sh.undo[i]
-		if !u.existed {
-			sh.jobs.Remove(u.id)
-			continue
-		}
-		sh.jobs.Apply(store.Record{Type: store.RecordJob, Job: store.Job{ID: u.id, Execution: u.prev.Execution, Status: u.prev.Status}})
-		if u.prev.Outcome != nil {
-			sh.jobs.SetStatus(u.id, u.prev.Status, u.prev.Outcome)
-		}
+		sh.jobs.Restore(sh.undo[i])
 	}
 }
 
