@@ -194,3 +194,14 @@ type Lateness struct {
 	P99Ns int64 `json:"p99_ns"`
 	MaxNs int64 `json:"max_ns"`
 }
+
+// WorseCompression returns the worse of two compaction states, ordered
+// failure > running > success > idle: the one a summary (STAT, a worker's
+// status) shows.
+func WorseCompression(a, b string) string {
+	rank := map[string]int{"idle": 0, "success": 1, "running": 2, "failure": 3}
+	if rank[b] > rank[a] {
+		return b
+	}
+	return a
+}

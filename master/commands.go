@@ -217,7 +217,7 @@ func (m *Master) stat(c *call, cmd protocol.Command) {
 			sum.ExecutionsPending += st.ExecutionsPending
 			sum.ExecutionsInflight += st.ExecutionsInflight
 			if st.Compression != "" {
-				sum.Compression = worseCompression(sum.Compression, st.Compression)
+				sum.Compression = ipc.WorseCompression(sum.Compression, st.Compression)
 			}
 			left--
 			if left == 0 {
@@ -232,15 +232,6 @@ func boolInt(b bool) int64 {
 		return 1
 	}
 	return 0
-}
-
-// worseCompression orders compaction states: failure > running > success > idle.
-func worseCompression(a, b string) string {
-	rank := map[string]int{"idle": 0, "success": 1, "running": 2, "failure": 3}
-	if rank[b] > rank[a] {
-		return b
-	}
-	return a
 }
 
 // changeRule runs a RULE SET or REMOVERULE: durable, then applied by every

@@ -407,7 +407,7 @@ func (w *Worker) statusNow() ipc.Status {
 		st.JobsTriggered += int64(c.Triggered)
 		st.JobsExecuted += int64(c.Executed)
 		st.JobsFailed += int64(c.Failed)
-		st.Compression = worseCompression(st.Compression, sh.compaction)
+		st.Compression = ipc.WorseCompression(st.Compression, sh.compaction)
 	}
 	if len(w.shardErrors) > 0 {
 		st.ShardErrors = map[string]string{}
@@ -419,12 +419,3 @@ func (w *Worker) statusNow() ipc.Status {
 }
 
 func (w *Worker) sendStatus() { w.send(ipc.TypeStatus, w.statusNow()) }
-
-// worseCompression orders compaction states: failure > running > success > idle.
-func worseCompression(a, b string) string {
-	rank := map[string]int{"idle": 0, "success": 1, "running": 2, "failure": 3}
-	if rank[b] > rank[a] {
-		return b
-	}
-	return a
-}
