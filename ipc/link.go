@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -36,6 +37,8 @@ type Link struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
 	pending []byte
+	// queued mirrors len(pending) for Full, which takes no lock.
+	queued  atomic.Int64
 	closed  bool
 	err     error
 	written chan struct{} // closed when the writer goroutine returns
@@ -82,6 +85,7 @@ func (l *Link) Send(t Type, payload []byte) error {
 		return err
 	}
 	l.pending = AppendFrame(l.pending, t, payload)
+	l.queued.Store(int64(len(l.pending)))
 	l.cond.Broadcast()
 	return nil
 }
@@ -105,6 +109,7 @@ func (l *Link) SendRequest(r Request) error {
 		return err
 	}
 	l.pending = appendEncoded(l.pending, TypeRequest, func(b []byte) []byte { return AppendRequest(b, r) })
+	l.queued.Store(int64(len(l.pending)))
 	l.cond.Broadcast()
 	return nil
 }
@@ -122,9 +127,14 @@ func (l *Link) PostJSON(t Type, v any) error {
 		return err
 	}
 	l.pending = AppendFrame(l.pending, t, b)
+	l.queued.Store(int64(len(l.pending)))
 	l.cond.Broadcast()
 	return nil
 }
+
+// Full reports, without locking, whether the write queue is over its bound
+// (a caller then WaitRooms before sending more).
+func (l *Link) Full() bool { return l.queued.Load() > maxPending }
 
 // WaitRoom blocks while the write queue is over its bound, until the peer
 // reads or the link closes: backpressure taken before any lock is held.
@@ -144,6 +154,7 @@ func (l *Link) SendReply(r Reply) error {
 		return err
 	}
 	l.pending = appendEncoded(l.pending, TypeReply, func(b []byte) []byte { return AppendReply(b, r) })
+	l.queued.Store(int64(len(l.pending)))
 	l.cond.Broadcast()
 	return nil
 }
@@ -188,6 +199,7 @@ func (l *Link) writeLoop() {
 			return
 		}
 		buf, l.pending = l.pending, buf[:0]
+		l.queued.Store(0)
 		l.cond.Broadcast() // room for blocked senders
 		l.mu.Unlock()
 		if _, err := l.conn.Write(buf); err != nil {

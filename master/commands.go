@@ -116,7 +116,6 @@ func (s *session) permitted(cmd protocol.Command) bool {
 // routeJob sends a single-job command to its shard's owner.
 func (m *Master) routeJob(c *call, cmd protocol.Command, req ipc.Request) {
 	req.Shard = ShardOf(req.Key, m.cfg.Cluster.Shards)
-	m.router.WaitRoom(req.Shard)
 	rid := cmd.RID
 	m.router.Route(&pending{req: req, deliver: func(r ipc.Reply) {
 		switch r.Kind {
@@ -139,9 +138,6 @@ func (m *Master) query(c *call, cmd protocol.Command, id identity, done func()) 
 	var errText string
 	left := n
 	rid := cmd.RID
-	for s := 0; s < n; s++ {
-		m.router.WaitRoom(s)
-	}
 	for s := 0; s < n; s++ {
 		m.router.Route(&pending{req: ipc.Request{Op: ipc.OpQuery, Shard: s, Key: cmd.Prefix}, deliver: func(r ipc.Reply) {
 			mu.Lock()

@@ -75,11 +75,25 @@ func ShardOf(id string, n int) int {
 	return int(h % uint32(n))
 }
 
-// Route sends p to its shard's owner, or holds it.
+// Route sends p to its shard's owner, or holds it. When the owner's link
+// is over its bound (the worker is not reading), Route waits for room with
+// the lock released: a stuck worker slows the clients sending to it, not
+// the router, and its heartbeat check still runs.
 func (r *Router) Route(p *pending) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.routeLocked(p)
+	for {
+		r.mu.Lock()
+		var owner *proc
+		if p.req.Shard >= 0 && p.req.Shard < len(r.shards) {
+			owner = r.shards[p.req.Shard].owner
+		}
+		if owner == nil || !owner.link.Full() {
+			r.routeLocked(p)
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+		owner.link.WaitRoom()
+	}
 }
 
 func (r *Router) routeLocked(p *pending) {
@@ -192,15 +206,6 @@ func (r *Router) ForwardOutcome(o ipc.Outcome) bool {
 		sr.outcomes = append(sr.outcomes, o) // its death clears the owner; the next one gets it
 	}
 	return true
-}
-
-// WaitRoom waits, holding no lock, until the owner of shard n (if any) has
-// room in its link: a worker that stops reading slows down the clients
-// sending to it, not the router, and its heartbeat check still runs.
-func (r *Router) WaitRoom(n int) {
-	if w := r.Owner(n); w != nil {
-		w.link.WaitRoom()
-	}
 }
 
 // Owner returns shard n's owner.
