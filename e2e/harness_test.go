@@ -3,8 +3,8 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
+	"github.com/tockd/tock/internal/testservice"
 	"io"
 	"net"
 	"os"
@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -57,22 +56,8 @@ type cluster struct {
 	exitErr error
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is the goroutine-safe buffer the tests capture output in.
+type syncBuffer = testservice.SyncBuffer
 
 // clusterConfig returns a config for a test cluster in dir.
 func clusterConfig(dir string, extra string) string {

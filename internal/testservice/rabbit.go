@@ -56,7 +56,7 @@ type Rabbit struct {
 	cmd     *exec.Cmd
 	epmd    *exec.Cmd
 	exited  chan struct{}
-	out     syncBuffer
+	out     SyncBuffer
 	started atomic.Bool
 	stopped sync.Once
 }
@@ -204,19 +204,20 @@ func freePortErr() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// syncBuffer is a goroutine-safe bytes.Buffer for the broker's output.
-type syncBuffer struct {
+// SyncBuffer is a goroutine-safe bytes.Buffer, for capturing the output
+// of servers and loggers in tests.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
