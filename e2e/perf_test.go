@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/tockd/tock/master"
 	"io"
 	"net"
 	"net/http"
@@ -37,30 +38,8 @@ listen = ""
 `, filepath.Join(dir, "data"), strings.Join(database, "\n"))
 }
 
-// perfStats reads the stats tree over the control socket.
-type perfStats struct {
-	Phase         int `json:"phase"`
-	OldWorkers    int `json:"old_workers"`
-	PhasedRestart struct {
-		InProgress bool    `json:"in_progress"`
-		LastError  *string `json:"last_error"`
-	} `json:"phased_restart"`
-	WorkerStatus []struct {
-		PID        int `json:"pid"`
-		LastStatus struct {
-			JobsTotal       int64 `json:"jobs_total"`
-			JobsFailed      int64 `json:"jobs_failed"`
-			TriggerLateness struct {
-				Count int64 `json:"count"`
-				P50Ns int64 `json:"p50_ns"`
-				P99Ns int64 `json:"p99_ns"`
-				MaxNs int64 `json:"max_ns"`
-			} `json:"trigger_lateness"`
-		} `json:"last_status"`
-	} `json:"worker_status"`
-}
-
-func readStats(tb testing.TB, dir string) perfStats {
+// readStats reads the stats tree over the control socket.
+func readStats(tb testing.TB, dir string) master.Stats {
 	tb.Helper()
 	sock := filepath.Join(dir, "data", "control.sock")
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
@@ -73,7 +52,7 @@ func readStats(tb testing.TB, dir string) perfStats {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	var st perfStats
+	var st master.Stats
 	if err := json.Unmarshal(b, &st); err != nil {
 		tb.Fatalf("stats: %v: %s", err, b)
 	}
