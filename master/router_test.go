@@ -52,6 +52,15 @@ func fakeProc(t *testing.T) (*proc, *ipc.Link) {
 	return p, far
 }
 
+// drain reads and drops every frame the router sends to a fake worker.
+func drain(far *ipc.Link) {
+	for {
+		if _, err := far.Recv(); err != nil {
+			return
+		}
+	}
+}
+
 // TestRouter_HoldThenRelease: requests for a shard without owner are held
 // and released in order to the new owner (DESIGN §8 handoff).
 func TestRouter_HoldThenRelease(t *testing.T) {
@@ -104,13 +113,7 @@ func TestRouter_BoundsAndExpiry(t *testing.T) {
 func TestRouter_WorkerGone(t *testing.T) {
 	r := NewRouter(1, 10, time.Minute)
 	p, far := fakeProc(t)
-	go func() {
-		for {
-			if _, err := far.Recv(); err != nil {
-				return
-			}
-		}
-	}()
+	go drain(far)
 	r.SetOwner([]int{0}, p)
 	results := make(chan string, 2)
 	r.Route(&pending{req: ipc.Request{Op: ipc.OpSet, Key: "s"}, deliver: func(rep ipc.Reply) { results <- "set:" + rep.Err }})
@@ -130,13 +133,7 @@ func TestRouter_WorkerGone(t *testing.T) {
 func TestRouter_RetryKeepsOrder(t *testing.T) {
 	r := NewRouter(1, 10, time.Minute)
 	p, far := fakeProc(t)
-	go func() {
-		for {
-			if _, err := far.Recv(); err != nil {
-				return
-			}
-		}
-	}()
+	go drain(far)
 	r.SetOwner([]int{0}, p)
 	r.Route(&pending{req: ipc.Request{Op: ipc.OpSet, Key: "x", Execution: 100}, deliver: func(ipc.Reply) {}})
 	r.SetOwner([]int{0}, nil) // e.g. a handoff started
