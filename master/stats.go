@@ -74,7 +74,7 @@ type WorkerStats struct {
 func (m *Master) Stats() Stats {
 	m.mu.Lock()
 	st := Stats{
-		StartedAt: m.started.UTC(), Version: Version, PID: pid(), Phase: m.phase,
+		StartedAt: m.started.UTC(), Version: Version, PID: os.Getpid(), Phase: m.phase,
 		Shards: m.cfg.Cluster.Shards, Connections: m.connections.Load(), RequestsCount: m.requests.Load(),
 		PhasedRestart: PhasedRestartStats{InProgress: m.restart.inProgress},
 	}
@@ -136,7 +136,7 @@ func (p *proc) stats(restarts int) WorkerStats {
 func (m *Master) Healthy() (bool, string) {
 	for s := 0; s < m.cfg.Cluster.Shards; s++ {
 		if m.router.Owner(s) == nil {
-			return false, "shard " + itoa(s) + " has no ready worker"
+			return false, "shard " + strconv.Itoa(s) + " has no ready worker"
 		}
 	}
 	for _, ws := range m.Stats().WorkerStatus {
@@ -147,6 +147,4 @@ func (m *Master) Healthy() (bool, string) {
 	return true, "ok"
 }
 
-func pid() int { return os.Getpid() }
 
-func itoa(n int) string { return strconv.Itoa(n) }
