@@ -146,5 +146,3 @@ func (m *Master) Healthy() (bool, string) {
 	}
 	return true, "ok"
 }
-
-
