@@ -54,8 +54,9 @@ type Config struct {
 	// Progress, when set, receives a progress line about five times a
 	// second (carriage-return updated) and a final newline.
 	Progress io.Writer
-	// Protocol is "line" (the default: tock's line protocol) or "resp"
-	// (redis: ZADD and ZSCORE on one sorted set, see respCodec).
+	// Protocol is "line" (the default: tock's line protocol), "resp"
+	// (redis: ZADD and ZSCORE on one sorted set, see respCodec) or
+	// "beanstalk" (beanstalkd: a delayed put, SET only, see beanstalkCodec).
 	Protocol string
 	// Timeout bounds connecting and any wait for a reply: a run in which no
 	// connection gets a reply for this long stops with an error (0 = 30s).
@@ -174,8 +175,12 @@ func (cfg Config) normalize() (Config, error) {
 	case "":
 		cfg.Protocol = "line"
 	case "line", "resp":
+	case "beanstalk":
+		if cfg.Op != "set" {
+			return cfg, fmt.Errorf("op %q: the beanstalk protocol supports only set", cfg.Op)
+		}
 	default:
-		return cfg, fmt.Errorf("unknown protocol %q (want line or resp)", cfg.Protocol)
+		return cfg, fmt.Errorf("unknown protocol %q (want line, resp or beanstalk)", cfg.Protocol)
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = "bench."
@@ -441,8 +446,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			return Result{}, fmt.Errorf("%w to %s: %v", ErrConnect, cfg.Addr, err)
 		}
 		var cd codec = &lineCodec{prefix: cfg.Prefix}
-		if cfg.Protocol == "resp" {
+		switch cfg.Protocol {
+		case "resp":
 			cd = newRESPCodec(cfg.Prefix)
+		case "beanstalk":
+			cd = &beanstalkCodec{prefix: cfg.Prefix}
 		}
 		conns[i] = &connRun{s: s, conn: nc, codec: cd,
 			inflight: make(chan batch, cfg.Pipeline), wake: make(chan struct{}, 1), stop: make(chan struct{})}
