@@ -70,11 +70,18 @@ type Options struct {
 	// MinRequests bounds the request count of a measured run from below
 	// (default 2000).
 	MinRequests int
+	// CalibrationTime is how long a calibration run must last before its
+	// rate is trusted (default RunTime/10, at least 100 ms).
+	CalibrationTime time.Duration
 	// WorkDir holds the servers' data (default: a temporary directory,
 	// removed at the end).
 	WorkDir string
 	// Log receives one line per server start and per measurement.
 	Log hclog.Logger
+
+	// onStarted, when set (by tests), is called with each server's PID once
+	// it is ready.
+	onStarted func(pid int)
 }
 
 func (o *Options) normalize() error {
@@ -90,14 +97,17 @@ func (o *Options) normalize() error {
 	if o.MinRequests == 0 {
 		o.MinRequests = 2000
 	}
-	if o.Reps < 1 || o.RunTime < 0 || o.MinRequests < 1 {
-		return errors.New("repetitions, run time and minimum requests must be positive")
+	if o.CalibrationTime == 0 {
+		o.CalibrationTime = max(o.RunTime/10, 100*time.Millisecond)
+	}
+	if o.Reps < 1 || o.RunTime < 0 || o.MinRequests < 1 || o.CalibrationTime < 0 {
+		return errors.New("repetitions, run time, minimum requests and calibration time must be positive")
 	}
 	if o.Log == nil {
 		o.Log = hclog.NewNullLogger()
 	}
 	for _, n := range o.Targets {
-		if !slices.Contains(TargetNames(), n) {
+		if _, ok := targetByName(n); !ok {
 			return fmt.Errorf("unknown target %q (known: %s)", n, strings.Join(TargetNames(), ", "))
 		}
 	}
@@ -161,6 +171,9 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 		}
 		opts.Log.Info("started", "target", t.Name, "addr", s.addr, "pid", s.p.pid())
 		servers = append(servers, s)
+		if opts.onStarted != nil {
+			opts.onStarted(s.p.pid())
+		}
 		rep.addTarget(t)
 	}
 	rep.Host = describeHost(ctx, e)
@@ -206,11 +219,11 @@ func loadConfig(s *server, sh Shape, requests int, prefix string) bench.Config {
 }
 
 // calibrate finds the request count for a run of about opts.RunTime: it
-// runs s at sh with growing counts until a run lasts a tenth of RunTime
-// (at least 100 ms), then scales the count by the rate measured.
+// runs s at sh with growing counts until a run lasts CalibrationTime, then
+// scales the count by the rate measured.
 func calibrate(ctx context.Context, s *server, sh Shape, opts Options) (int, error) {
 	n := max(256, sh.Clients*sh.Pipeline*4)
-	want := max(opts.RunTime/10, 100*time.Millisecond)
+	want := opts.CalibrationTime
 	for i := 0; ; i++ {
 		res, err := bench.Run(ctx, loadConfig(s, sh, n, fmt.Sprintf("w%d.", i)))
 		if err != nil {

@@ -235,3 +235,14 @@ func tockStarter(database string) func(context.Context, *env, Target) (*server, 
 		return &server{target: t, addr: addr, p: p}, nil
 	}
 }
+
+// targetByName returns the target called name; ok is false when there is
+// none.
+func targetByName(name string) (Target, bool) {
+	for _, t := range Targets {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return Target{}, false
+}
