@@ -3,7 +3,7 @@
 GO ?= go
 FUZZTIME ?= 10s
 
-.PHONY: test unit fuzz bench build
+.PHONY: test unit fuzz bench benchkit build
 
 build:
 	$(GO) build -o tock ./cmd/tock
@@ -15,7 +15,7 @@ unit:
 	$(GO) test -race -timeout 12m ./...
 
 fuzz:
-	@set -e; for pkg in ./protocol ./store ./ipc ./config; do \
+	@set -e; for pkg in ./protocol ./store ./ipc ./config ./bench ./bench/suite; do \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "fuzz $$pkg $$f"; \
 			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
@@ -24,3 +24,8 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./store ./protocol ./worker/runner ./e2e
+
+# The side-by-side suite of the README's performance section: installs
+# redis-server and beanstalkd if missing, writes bench/results/.
+benchkit:
+	./bench/run.sh

@@ -1,10 +1,12 @@
 #!/bin/sh
 # Installs the external services the tock test suite runs against for real:
-# redis-server (worker/runner redis tests) and rabbitmq-server (worker/runner
-# amqp tests). Nothing is started here: the tests start private servers on
-# free loopback ports and stop them (see worker/runner/main_test.go).
+# redis-server (worker/runner redis tests, the benchmark suite's smoke test),
+# rabbitmq-server (worker/runner amqp tests) and beanstalkd (the benchmark
+# suite's smoke test, bench/suite). Nothing is started here: the tests start
+# private servers on free loopback ports and stop them (see
+# worker/runner/main_test.go, bench/suite/suite_test.go).
 #
-# Idempotent (does nothing when both are installed) and quiet: apt output is
+# Idempotent (does nothing when all are installed) and quiet: apt output is
 # shown only if the installation fails.
 set -eu
 
@@ -12,7 +14,11 @@ installed() {
 	command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]
 }
 
-if installed redis-server && installed rabbitmq-server; then
+need=""
+for p in redis-server rabbitmq-server beanstalkd; do
+	installed "$p" || need="$need $p"
+done
+if [ -z "$need" ]; then
 	exit 0
 fi
 
@@ -25,10 +31,9 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 if ! {
 	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
-		$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-			redis-server rabbitmq-server
+		$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $need
 } >"$log" 2>&1; then
 	cat "$log" >&2
-	echo "install-services.sh: installing redis-server and rabbitmq-server failed" >&2
+	echo "install-services.sh: installing$need failed" >&2
 	exit 1
 fi

@@ -16,9 +16,34 @@ import (
 	"github.com/tockd/tock/internal/testservice"
 )
 
-// tockBin is built once for the package's tests, without the race
-// detector: it is a server under load, not the code under test.
-var tockBin string
+// The tock binary is built once, for the tests that need it (not in
+// TestMain: `go test -list` and the fuzzing workers run TestMain too),
+// without the race detector: it is a server under load, not the code under
+// test.
+var (
+	tockOnce  sync.Once
+	tockDir   string
+	tockBin   string
+	tockBuild error
+)
+
+func tockBinary(t *testing.T) string {
+	t.Helper()
+	tockOnce.Do(func() {
+		if tockDir, tockBuild = os.MkdirTemp("", "tock-suite-test-"); tockBuild != nil {
+			return
+		}
+		tockBin = filepath.Join(tockDir, "tock")
+		out, err := exec.Command("go", "build", "-o", tockBin, "../../cmd/tock").CombinedOutput()
+		if err != nil {
+			tockBuild = fmt.Errorf("build tock: %v\n%s", err, out)
+		}
+	})
+	if tockBuild != nil {
+		t.Fatal(tockBuild)
+	}
+	return tockBin
+}
 
 func TestMain(m *testing.M) {
 	// The suite starts this binary as its echo server (Options.EchoArgv).
@@ -29,20 +54,10 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	dir, err := os.MkdirTemp("", "tock-suite-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	tockBin = filepath.Join(dir, "tock")
-	build := exec.Command("go", "build", "-o", tockBin, "../../cmd/tock")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build tock:", err)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if tockDir != "" {
+		os.RemoveAll(tockDir)
+	}
 	os.Exit(code)
 }
 
@@ -93,7 +108,7 @@ func (w *processWatch) leftovers(t *testing.T) []ProcStat {
 
 func testOptions(t *testing.T, w *processWatch, log *testservice.SyncBuffer) Options {
 	return Options{
-		TockBin:         tockBin,
+		TockBin:         tockBinary(t),
 		EchoArgv:        []string{os.Args[0], "-serve-echo"},
 		Shapes:          []Shape{{4, 8}, {1, 1}},
 		Reps:            2,
@@ -228,7 +243,7 @@ func TestSuiteBadOptions(t *testing.T) {
 			t.Errorf("%+v accepted", opts)
 		}
 	}
-	opts := Options{TockBin: tockBin, Targets: []string{"tock-memory"}}
+	opts := Options{TockBin: tockBinary(t), Targets: []string{"tock-memory"}}
 	if _, err := Run(context.Background(), opts); err == nil || !strings.Contains(err.Error(), "echo") {
 		t.Errorf("no echo command: %v", err)
 	}
