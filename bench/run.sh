@@ -52,7 +52,8 @@ fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-go build -o "$tmp/tock" ./cmd/tock
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+go build -ldflags "-X main.commit=$commit" -o "$tmp/tock" ./cmd/tock
 go build -o "$tmp/benchkit" ./bench/cmd/benchkit
 
 # The suite runs in the background so that this shell can pass on an

@@ -63,6 +63,9 @@ func newLogAxis(rows []Row) logAxis {
 		return logAxis{1e3, 1e7}
 	}
 	lo := math.Pow(10, math.Floor(math.Log10(minV)))
+	if minV < 2*lo {
+		lo /= 10 // keep the shortest bar visible
+	}
 	hi := math.Pow(10, math.Ceil(math.Log10(maxV)))
 	if hi <= lo {
 		hi = lo * 10

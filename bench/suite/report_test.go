@@ -203,6 +203,9 @@ func TestChart(t *testing.T) {
 	if ax.lo != 1e3 || ax.hi != 1e7 || ax.x(1e3) != 0 || ax.x(1e7) != barWidth || ax.x(1e5) != barWidth/2 {
 		t.Fatalf("axis %+v", ax)
 	}
+	if ax := newLogAxis([]Row{{Throughput: 1020}, {Throughput: 2.7e6}}); ax.lo != 100 || ax.hi != 1e7 {
+		t.Fatalf("a bar just above a decade gets the decade below: %+v", ax)
+	}
 	// An empty report still draws.
 	if _, err := Chart(newReport(Options{Shapes: DefaultShapes})); err != nil {
 		t.Fatal(err)

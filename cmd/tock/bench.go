@@ -34,6 +34,7 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "op", Value: "set", Usage: "set, get or mixed (50/50)"},
 			&cli.IntFlag{Name: "keyspace", Usage: "distinct job ids, request n uses n mod keyspace (default: --requests)"},
 			&cli.StringFlag{Name: "prefix", Value: "bench.", Usage: "job id prefix"},
+			&cli.StringFlag{Name: "protocol", Value: "line", Usage: "line (tock), resp (redis ZADD/ZSCORE) or beanstalk (beanstalkd delayed put, set only)"},
 			&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "give up when no reply comes for this long"},
 			&cli.BoolFlag{Name: "echo", Usage: "benchmark a built-in echo server on loopback (the ceiling) instead of --addr"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
@@ -56,6 +57,14 @@ func runBench(c *cli.Context) error {
 	default:
 		return cli.Exit(fmt.Sprintf("--op %q: want set, get or mixed", op), exitUsage)
 	}
+	switch p := c.String("protocol"); {
+	case p != "line" && p != "resp" && p != "beanstalk":
+		return cli.Exit(fmt.Sprintf("--protocol %q: want line, resp or beanstalk", p), exitUsage)
+	case p == "beanstalk" && c.String("op") != "set":
+		return cli.Exit("--protocol beanstalk supports only --op set", exitUsage)
+	case p != "line" && c.Bool("echo"):
+		return cli.Exit("--echo speaks the line protocol only", exitUsage)
+	}
 	if c.Int("keyspace") < 0 {
 		return cli.Exit("--keyspace must not be negative", exitUsage)
 	}
@@ -70,6 +79,7 @@ func runBench(c *cli.Context) error {
 		Op:       c.String("op"),
 		KeySpace: c.Int("keyspace"),
 		Prefix:   c.String("prefix"),
+		Protocol: c.String("protocol"),
 		Timeout:  c.Duration("timeout"),
 	}
 	if !c.Bool("quiet") {
