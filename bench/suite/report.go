@@ -287,6 +287,40 @@ func (r *Report) Table() string {
 	return b.String()
 }
 
+// Summary is a compact Markdown table, one line per target and, per shape,
+// the median k req/s with its ratio to echo, the server core-µs per
+// request and the p50 latency.
+func (r *Report) Summary() string {
+	cells := map[string]Row{}
+	for _, row := range r.Rows {
+		cells[row.Target+" "+row.Shape] = row
+	}
+	var b strings.Builder
+	b.WriteString("| target |")
+	for _, sh := range r.Shapes {
+		fmt.Fprintf(&b, " %s k req/s (× echo) | core-µs | p50 |", sh)
+	}
+	b.WriteString("\n|---|")
+	for range r.Shapes {
+		b.WriteString("---:|---:|---:|")
+	}
+	b.WriteString("\n")
+	for _, t := range r.Targets {
+		fmt.Fprintf(&b, "| %s |", t.Label)
+		for _, sh := range r.Shapes {
+			row, ok := cells[t.Name+" "+sh]
+			if !ok || row.Runs == 0 {
+				b.WriteString(" failed | | |")
+				continue
+			}
+			fmt.Fprintf(&b, " %s (%s) | %s | %s |", fmtKRate(row.Throughput), fmtRatio(row.XEcho),
+				fmtCoreUS(row.CoreUS), fmtLatency(row.P50Ns))
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
 // Markdown is results.md: what was run, where, the table, and the notes
 // that say how to read it.
 func (r *Report) Markdown() string {
@@ -309,6 +343,8 @@ func (r *Report) Markdown() string {
 	if r.Command != "" {
 		fmt.Fprintf(&b, "Reproduce: `%s`\n\n", r.Command)
 	}
+	b.WriteString(r.Summary())
+	b.WriteString("\n![chart](chart.png)\n\nEvery figure:\n\n")
 	b.WriteString(r.Table())
 	fmt.Fprintf(&b, "\n%d repetitions of about %s each per target and shape, in rounds (each round measures every\n"+
 		"target once at every shape, echo first), after a calibration run that is also the warm-up. Every\n"+
@@ -368,4 +404,37 @@ func describeHost(ctx context.Context, e *env) Host {
 		}
 	}
 	return h
+}
+
+// Markers delimit the generated part of the README's performance section.
+const (
+	ReadmeStart = "<!-- benchkit:start -->"
+	ReadmeEnd   = "<!-- benchkit:end -->"
+)
+
+// UpdateReadme replaces what lies between ReadmeStart and ReadmeEnd in
+// readme with the summary table, a link to the chart and the results, and
+// the command, resultsDir being the results' directory relative to the
+// README.
+func (r *Report) UpdateReadme(readme []byte, resultsDir string) ([]byte, error) {
+	s := string(readme)
+	i, j := strings.Index(s, ReadmeStart), strings.Index(s, ReadmeEnd)
+	if i < 0 || j < i {
+		return nil, fmt.Errorf("no %s ... %s section", ReadmeStart, ReadmeEnd)
+	}
+	var b strings.Builder
+	b.WriteString(s[:i+len(ReadmeStart)])
+	fmt.Fprintf(&b, "\nMeasured %s on %d CPUs", r.Started.Format("2006-01-02"), r.Host.CPUs)
+	if r.Commit != "" {
+		fmt.Fprintf(&b, ", tock at %s", r.Commit)
+	}
+	fmt.Fprintf(&b, " (medians of %d runs; every figure and how they are taken: [%s/results.md](%s/results.md)):\n\n",
+		r.Reps, resultsDir, resultsDir)
+	b.WriteString(r.Summary())
+	fmt.Fprintf(&b, "\n![benchmark chart](%s/chart.png)\n\n", resultsDir)
+	if r.Command != "" {
+		fmt.Fprintf(&b, "Reproduce: `%s`\n", r.Command)
+	}
+	b.WriteString(s[j:])
+	return []byte(b.String()), nil
 }

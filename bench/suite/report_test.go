@@ -211,3 +211,45 @@ func TestChart(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestUpdateReadme(t *testing.T) {
+	r := testReport()
+	r.Command, r.Commit = "bench/run.sh -readme README.md", "abc1234"
+	in := []byte("# tock\n\n## Performance\n\nIntro.\n\n" + ReadmeStart + "\nold table\n" + ReadmeEnd + "\n\n## Next\n")
+	out, err := r.UpdateReadme(in, "bench/results")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(out)
+	for _, want := range []string{"# tock\n\n## Performance\n\nIntro.\n\n" + ReadmeStart + "\nMeasured 2026-12-04 on 2 CPUs, tock at abc1234",
+		r.Summary(), "![benchmark chart](bench/results/chart.png)", "[bench/results/results.md](bench/results/results.md)",
+		"Reproduce: `bench/run.sh -readme README.md`\n" + ReadmeEnd + "\n\n## Next\n"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("README lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "old table") {
+		t.Errorf("old table kept:\n%s", s)
+	}
+	again, err := r.UpdateReadme(out, "bench/results")
+	if err != nil || string(again) != s {
+		t.Fatalf("second update differs: %v\n%s", err, again)
+	}
+	for _, bad := range []string{"no markers", ReadmeEnd + " " + ReadmeStart, ReadmeStart + " only"} {
+		if _, err := r.UpdateReadme([]byte(bad), "x"); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestSummary(t *testing.T) {
+	got := testReport().Summary()
+	want := `| target | 16×64 k req/s (× echo) | core-µs | p50 | 1×1 k req/s (× echo) | core-µs | p50 |
+|---|---:|---:|---:|---:|---:|---:|
+| Go echo server (the ceiling) | 3,000 (1.00) | 0.20 | 300 µs | 50.0 (1.00) | 11.00 | 15 µs |
+| tock SET, persistence = memory | 410 (0.14) | 3.40 | 5.00 ms | 6.25 (0.12) | 125 | 150 µs |
+`
+	if got != want {
+		t.Fatalf("summary:\n%s\nwant:\n%s", got, want)
+	}
+}

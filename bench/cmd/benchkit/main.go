@@ -48,6 +48,7 @@ func run() int {
 	quick := fs.Bool("quick", false, "a quick look: one repetition of 200ms (overrides -reps and -run-time)")
 	requireAll := fs.Bool("require-all", false, "fail when redis-server or beanstalkd is missing instead of skipping them")
 	command := fs.String("command", "", "the command line to print as the way to reproduce the results")
+	readme := fs.String("readme", "", "also rewrite the performance section of this README (between "+suite.ReadmeStart+" and "+suite.ReadmeEnd+")")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
@@ -97,6 +98,13 @@ func run() int {
 	}
 	fmt.Print(rep.Table())
 	log.Info("results written", "dir", *out)
+	if *readme != "" {
+		if err := updateReadme(*readme, *out, rep); err != nil {
+			log.Error("README", "error", err)
+			return 1
+		}
+		log.Info("README updated", "file", *readme)
+	}
 	if rep.Failed() {
 		log.Error("some runs failed; see results.md")
 		return 1
@@ -127,6 +135,24 @@ func write(dir string, rep *suite.Report) error {
 		}
 	}
 	return nil
+}
+
+// updateReadme rewrites the generated part of the README at path, linking
+// to the results in out.
+func updateReadme(path, out string, rep *suite.Report) error {
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	rel, err := filepath.Rel(filepath.Dir(path), out)
+	if err != nil {
+		return err
+	}
+	b, err := rep.UpdateReadme(old, filepath.ToSlash(rel))
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return os.WriteFile(path, b, 0o644)
 }
 
 // gitCommit is the short commit of the working tree, "" outside git.
