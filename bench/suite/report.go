@@ -347,7 +347,8 @@ func (r *Report) Markdown() string {
 	b.WriteString("\n![chart](chart.png)\n\nEvery figure:\n\n")
 	b.WriteString(r.Table())
 	fmt.Fprintf(&b, "\n%d repetitions of about %s each per target and shape, in rounds (each round measures every\n"+
-		"target once at every shape, echo first), after a calibration run that is also the warm-up. Every\n"+
+		"target once at every shape, echo first), after a calibration run that is also the warm-up (each\n"+
+		"run's request count is the previous run's rate × the run time). Every\n"+
 		"request plans a new job (SET of a distinct id in 2100 for tock; ZADD of a new member to one sorted\n"+
 		"set for redis; `put` with a delay of ~30 years for beanstalkd), so nothing fires during the run.\n"+
 		"k req/s and core-µs are medians over the repetitions; × echo is the median divided by the echo\n"+

@@ -195,9 +195,16 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	for r := 1; r <= opts.Reps; r++ {
 		for si, sh := range opts.Shapes {
 			for _, s := range servers {
-				m := measure(ctx, s, sh, requests[s.target.Name+" "+sh.String()], fmt.Sprintf("r%ds%d.", r, si))
+				key := s.target.Name + " " + sh.String()
+				m := measure(ctx, s, sh, requests[key], fmt.Sprintf("r%ds%d.", r, si))
 				if ctx.Err() != nil {
 					return nil, ctx.Err()
+				}
+				// The next round's count follows this run's rate: on a
+				// shared machine an fsync can be ten times slower than
+				// during calibration, and a run must stay near RunTime.
+				if m.Error == "" && m.Throughput > 0 {
+					requests[key] = requestsFor(m.Throughput, opts)
 				}
 				m.Rep = r
 				opts.Log.Info("measured", "target", s.target.Name, "shape", sh.String(), "rep", r,
@@ -233,7 +240,7 @@ func calibrate(ctx context.Context, s *server, sh Shape, opts Options) (int, err
 			return 0, fmt.Errorf("%d of %d requests failed: %q", res.Errors, res.Requests, res.ErrorSamples)
 		}
 		if res.Duration >= want || i == 8 {
-			return max(opts.MinRequests, int(res.Throughput*opts.RunTime.Seconds())), nil
+			return requestsFor(res.Throughput, opts), nil
 		}
 		n *= 4
 	}
@@ -265,4 +272,10 @@ func measure(ctx context.Context, s *server, sh Shape, requests int, prefix stri
 	}
 	m.fill(res, cpu1-cpu0)
 	return m
+}
+
+// requestsFor is the request count of a run of about opts.RunTime at rate
+// (req/s), at least opts.MinRequests.
+func requestsFor(rate float64, opts Options) int {
+	return max(opts.MinRequests, int(rate*opts.RunTime.Seconds()))
 }
