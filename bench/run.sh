@@ -19,17 +19,31 @@ installed() {
 	command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]
 }
 
+# What the script leaves behind is removed on every exit: the temporary
+# policy-rc.d (if it made one) and the build directory.
+policy=""
+tmp=""
+cleanup() {
+	if [ -n "$policy" ]; then
+		$SUDO rm -f "$policy"
+	fi
+	if [ -n "$tmp" ]; then
+		rm -rf "$tmp"
+	fi
+}
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+	SUDO="sudo"
+fi
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
 need=""
 installed redis-server || need="$need redis-server"
 installed beanstalkd || need="$need beanstalkd"
 if [ -n "$need" ]; then
-	SUDO=""
-	if [ "$(id -u)" -ne 0 ]; then
-		SUDO="sudo"
-	fi
 	# policy-rc.d exiting 101 tells invoke-rc.d not to start services:
 	# the suite runs its own servers and must leave none behind.
-	policy=""
 	if [ ! -e /usr/sbin/policy-rc.d ]; then
 		policy=/usr/sbin/policy-rc.d
 		printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
@@ -43,6 +57,7 @@ if [ -n "$need" ]; then
 	} >&2 || status=$?
 	if [ -n "$policy" ]; then
 		$SUDO rm -f "$policy"
+		policy=""
 	fi
 	if [ "$status" -ne 0 ]; then
 		echo "run.sh: installing$need failed" >&2
@@ -51,7 +66,6 @@ if [ -n "$need" ]; then
 fi
 
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 go build -ldflags "-X main.commit=$commit" -o "$tmp/tock" ./cmd/tock
 go build -o "$tmp/benchkit" ./bench/cmd/benchkit
