@@ -237,7 +237,13 @@ func TestDirectMissingExecutable(t *testing.T) {
 // first in PATH for the test (not parallel: PATH is process-wide).
 func fakeBinDir(t *testing.T, name, script string) string {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"+script+"\n"), 0o755); err != nil {
+	// A child forked by a parallel test while the file is open for writing
+	// would make its exec fail with ETXTBSY ("text file busy"); holding
+	// ForkLock keeps every fork of this process out of that window.
+	syscall.ForkLock.RLock()
+	err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"+script+"\n"), 0o755)
+	syscall.ForkLock.RUnlock()
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
