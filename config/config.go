@@ -65,6 +65,9 @@ type Controller struct {
 	AuthFile       string `toml:"auth_file"`
 	MaxConnections int    `toml:"max_connections"`
 	MaxLineBytes   int    `toml:"max_line_bytes"`
+	// WriteDeadline: a client that takes no reply bytes for this long is
+	// disconnected as a slow consumer (default 30s).
+	WriteDeadline Duration `toml:"write_deadline"`
 }
 
 // Database is the [database] section.
@@ -155,6 +158,7 @@ const (
 	DefaultMaxInflight         = 64
 	DefaultMaxConnections      = 10000
 	DefaultMaxLineBytes        = 4096
+	DefaultWriteDeadline       = 30 * time.Second
 	DefaultCheckInterval       = time.Second
 	DefaultWorkerTimeout       = 30 * time.Second
 	DefaultBootTimeout         = 30 * time.Second
@@ -176,6 +180,7 @@ func Default() Config {
 			Listen:         DefaultListen,
 			MaxConnections: DefaultMaxConnections,
 			MaxLineBytes:   DefaultMaxLineBytes,
+			WriteDeadline:  Duration{DefaultWriteDeadline},
 		},
 		Database: Database{
 			DataDir:             DefaultDataDir,

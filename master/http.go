@@ -4,7 +4,9 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/tockd/tock/httpapi"
@@ -108,7 +110,64 @@ func (m *Master) httpAddrString() string {
 func (m *Master) HTTPListenerFile() *os.File { return m.httpFile }
 
 // registerMonitoring adds the monitoring endpoints (docs/monitoring.md).
+// /healthz stays open for probes; the others ask for a token when
+// http.monitoring_auth says so.
 func (m *Master) registerMonitoring(mux *httpapi.Mux) {
-	mux.Handle(http.MethodGet, "/stats", m.serveStats)
+	guard := m.monitoringGuard()
 	mux.Handle(http.MethodGet, "/healthz", m.serveHealthz)
+	mux.Handle(http.MethodGet, "/stats", guard(m.serveStats))
+	mux.Handle(http.MethodGet, "/varz", guard(m.serveVarz))
+	mux.Handle(http.MethodGet, "/connz", guard(m.serveConnz))
+	m.metricsHandler = m.newMetricsHandler()
+	mux.Handle(http.MethodGet, "/metrics", guard(m.serveMetrics))
+	mux.Handle(http.MethodGet, "/", guard(m.servePage))
+	mux.Handle(http.MethodGet, "/ui/{file}", guard(m.servePageFile))
+	if m.cfg.HTTP.Pprof {
+		mux.Handle(http.MethodGet, "/debug/pprof/{name...}", guard(servePprof))
+		mux.Handle(http.MethodGet, "/debug/pprof/symbol", guard(servePprof))
+		mux.Handle(http.MethodPost, "/debug/pprof/symbol", guard(servePprof))
+	}
+}
+
+// monitoringGuard wraps a monitoring handler with the token check when
+// http.monitoring_auth asks for one: "Authorization: Bearer <secret>" of
+// any token of the auth file (secrets compared in constant time).
+func (m *Master) monitoringGuard() func(httpapi.HandlerFunc) httpapi.HandlerFunc {
+	if !m.cfg.MonitoringNeedsToken() {
+		return func(h httpapi.HandlerFunc) httpapi.HandlerFunc { return h }
+	}
+	return func(h httpapi.HandlerFunc) httpapi.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) error {
+			secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || secret == "" {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="tock"`)
+				return httpapi.Errorf(http.StatusUnauthorized, "monitoring needs a token: Authorization: Bearer <secret>")
+			}
+			ts := m.auth.Load()
+			if ts == nil {
+				return httpapi.Errorf(http.StatusForbidden, "no auth file loaded")
+			}
+			if _, err := ts.authenticate(secret); err != nil {
+				return httpapi.Errorf(http.StatusForbidden, "invalid token")
+			}
+			return h(w, r)
+		}
+	}
+}
+
+// servePprof serves net/http/pprof under /debug/pprof/ ([http] pprof).
+func servePprof(w http.ResponseWriter, r *http.Request) error {
+	switch strings.TrimPrefix(r.URL.Path, "/debug/pprof/") {
+	case "cmdline":
+		pprof.Cmdline(w, r)
+	case "profile":
+		pprof.Profile(w, r)
+	case "symbol":
+		pprof.Symbol(w, r)
+	case "trace":
+		pprof.Trace(w, r)
+	default:
+		pprof.Index(w, r)
+	}
+	return nil
 }

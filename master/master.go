@@ -79,6 +79,8 @@ type Master struct {
 	acceptStopped atomic.Bool
 	connections   atomic.Int64
 
+	monitorState // figures of the monitoring endpoints (monitor.go)
+
 	stopOnce sync.Once
 	stopCh   chan struct{}
 	done     chan struct{}
@@ -107,6 +109,8 @@ func New(cfg config.Config, opts Options, log hclog.Logger) (*Master, error) {
 		stopCh: make(chan struct{}), done: make(chan struct{}),
 	}
 	m.conns.init()
+	m.clock.tick(m.started)
+	m.configTime = m.started
 	m.httpMux = m.newHTTPMux()
 	if cfg.Database.Persistence != config.PersistenceMemory {
 		dir := cfg.Database.DataDir
@@ -117,6 +121,11 @@ func New(cfg config.Config, opts Options, log hclog.Logger) (*Master, error) {
 			return nil, err
 		}
 	}
+	id, err := loadServerID(cfg)
+	if err != nil {
+		return nil, err
+	}
+	m.serverID = id
 	rules, err := openRuleSet(cfg, log.Named("rules"))
 	if err != nil {
 		return nil, err
@@ -276,7 +285,10 @@ func (m *Master) housekeeping() {
 		defer m.wg.Done()
 		m.every(100*time.Millisecond, m.checkHeartbeats)
 	}()
-	m.every(100*time.Millisecond, m.router.Expire)
+	m.every(100*time.Millisecond, func(now time.Time) {
+		m.clock.tick(now)
+		m.router.Expire(now)
+	})
 }
 
 // every calls fn every d until the master stops.
