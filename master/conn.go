@@ -119,7 +119,10 @@ func (m *Master) serveConn(cc *clientConn) {
 			return
 		}
 		tc.SetDeadline(time.Time{})
+		// Under the table's lock: closeReads and closeAll read cc.conn.
+		m.conns.mu.Lock()
 		cc.conn = tc
+		m.conns.mu.Unlock()
 		cc.stats.setTLS(tc.ConnectionState())
 	}
 	writerDone := make(chan struct{})
@@ -131,8 +134,8 @@ func (m *Master) serveConn(cc *clientConn) {
 	close(cc.calls)
 	<-writerDone
 	cc.conn.Close()
-	m.closed(cc)
-	m.log.Debug("client disconnected", "remote", cc.remote)
+	reason := m.closed(cc)
+	m.log.Debug("client disconnected", "remote", cc.remote, "reason", reason)
 }
 
 func (m *Master) readRequests(cc *clientConn) {
@@ -225,6 +228,9 @@ func (m *Master) writeReplies(cc *clientConn) {
 			return false
 		}
 		cc.stats.setReason(writeReason(err))
+		// Close now, not when the reader ends: a client that stopped
+		// reading may never send again, and its reader would wait forever.
+		cc.conn.Close()
 		return true
 	}
 	for c := range cc.calls {

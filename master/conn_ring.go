@@ -47,7 +47,7 @@ func (r *closedRing) len() int {
 
 // closed records a connection that has ended: its figures go to the
 // totals and a frozen snapshot into the ring.
-func (m *Master) closed(cc *clientConn) {
+func (m *Master) closed(cc *clientConn) closeReason {
 	reason := closeReason(cc.stats.reason.Load())
 	if reason == reasonNone {
 		reason = reasonClientClosed
@@ -67,6 +67,7 @@ func (m *Master) closed(cc *clientConn) {
 	ci.Reason = reason.String()
 	ci.Uptime = natsDuration(now.Sub(cc.started))
 	m.closedConns.push(ci)
+	return reason
 }
 
 // rejected records a connection refused for max_connections.
