@@ -41,3 +41,5 @@ func httpMonitor(t *testing.T, c *cluster) *controlConn {
 	t.Cleanup(tr.CloseIdleConnections)
 	return &controlConn{t: t, hc: &http.Client{Transport: tr, Timeout: 30 * time.Second}, base: "http://" + c.httpAddr()}
 }
+
+func newRequest(method, url string) (*http.Request, error) { return http.NewRequest(method, url, nil) }

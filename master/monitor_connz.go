@@ -133,18 +133,21 @@ func (m *Master) Connz(opts ConnzOptions) (*Connz, error) {
 		opts.Limit = 1
 	}
 	now := time.Now().UTC()
-	var conns []ConnInfo
+	// Pointers: sorting 10,000 closed entries moves pointers, not structs.
+	var conns []*ConnInfo
 	if opts.State != StateClosed {
 		for _, cc := range m.conns.snapshot() {
 			if opts.CID == 0 || cc.id == opts.CID {
-				conns = append(conns, cc.info(now))
+				ci := cc.info(now)
+				conns = append(conns, &ci)
 			}
 		}
 	}
 	if opts.State != StateOpen {
-		for _, ci := range m.closedConns.list() {
-			if opts.CID == 0 || ci.Cid == opts.CID {
-				conns = append(conns, ci)
+		closed := m.closedConns.list()
+		for i := range closed {
+			if opts.CID == 0 || closed[i].Cid == opts.CID {
+				conns = append(conns, &closed[i])
 			}
 		}
 	}
@@ -152,7 +155,10 @@ func (m *Master) Connz(opts ConnzOptions) (*Connz, error) {
 	total := len(conns)
 	lo := min(opts.Offset, total)
 	hi := lo + min(opts.Limit, total-lo)
-	page := slices.Clip(conns[lo:hi])
+	page := make([]ConnInfo, 0, hi-lo)
+	for _, ci := range conns[lo:hi] {
+		page = append(page, *ci)
+	}
 	for i := range page {
 		ci := &page[i]
 		if opts.Auth {
@@ -162,15 +168,12 @@ func (m *Master) Connz(opts ConnzOptions) (*Connz, error) {
 			ci.Subs = &[]string{}
 		}
 	}
-	if page == nil {
-		page = []ConnInfo{}
-	}
 	return &Connz{ID: m.serverID, Now: now, NumConns: len(page), Total: total,
 		Offset: opts.Offset, Limit: opts.Limit, Conns: page}, nil
 }
 
 // sortConns orders conns by key as nats-server does; ties by cid.
-func sortConns(conns []ConnInfo, key string, now time.Time) {
+func sortConns(conns []*ConnInfo, key string, now time.Time) {
 	uptime := func(c *ConnInfo) time.Duration {
 		if c.Stop != nil {
 			return c.Stop.Sub(c.Start)
@@ -178,9 +181,9 @@ func sortConns(conns []ConnInfo, key string, now time.Time) {
 		return now.Sub(c.Start)
 	}
 	// by returns a comparison on one figure; desc reverses it.
-	by := func(desc bool, f func(c *ConnInfo) int64) func(a, b ConnInfo) int {
-		return func(a, b ConnInfo) int {
-			x, y := f(&a), f(&b)
+	by := func(desc bool, f func(c *ConnInfo) int64) func(a, b *ConnInfo) int {
+		return func(a, b *ConnInfo) int {
+			x, y := f(a), f(b)
 			if x == y {
 				return cmpU64(a.Cid, b.Cid)
 			}
@@ -190,10 +193,10 @@ func sortConns(conns []ConnInfo, key string, now time.Time) {
 			return 1
 		}
 	}
-	var cmp func(a, b ConnInfo) int
+	var cmp func(a, b *ConnInfo) int
 	switch key {
 	case sortCid, sortStart:
-		cmp = func(a, b ConnInfo) int { return cmpU64(a.Cid, b.Cid) }
+		cmp = func(a, b *ConnInfo) int { return cmpU64(a.Cid, b.Cid) }
 	case sortSubs, sortRTT:
 		cmp = by(true, func(c *ConnInfo) int64 { return 0 })
 	case sortPending:
@@ -220,7 +223,7 @@ func sortConns(conns []ConnInfo, key string, now time.Time) {
 			return c.Stop.UnixNano()
 		})
 	case sortReason:
-		cmp = func(a, b ConnInfo) int {
+		cmp = func(a, b *ConnInfo) int {
 			if c := strings.Compare(a.Reason, b.Reason); c != 0 {
 				return c
 			}
