@@ -1,9 +1,10 @@
 #!/bin/sh
-# Installs the external services the tock test suite runs against for real:
-# redis-server (worker/runner redis tests, the benchmark suite's smoke test),
-# rabbitmq-server (worker/runner amqp tests) and beanstalkd (the benchmark
-# suite's smoke test, bench/suite). Nothing is started here: the tests start
-# private servers on free loopback ports and stop them (see
+# Installs the external services and tools the tock test suite runs against
+# for real: redis-server (worker/runner redis tests, the benchmark suite),
+# rabbitmq-server (worker/runner amqp tests), beanstalkd (the benchmark
+# suite, bench/suite), prometheus (its promtool checks /metrics) and
+# chromium (renders the status page). Nothing is started here: the tests
+# start private servers on free loopback ports and stop them (see
 # worker/runner/main_test.go, bench/suite/suite_test.go).
 #
 # Idempotent (does nothing when all are installed) and quiet: apt output is
@@ -14,9 +15,11 @@ installed() {
 	command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]
 }
 
+# Each entry is package:command-it-provides.
 need=""
-for p in redis-server rabbitmq-server beanstalkd; do
-	installed "$p" || need="$need $p"
+for entry in redis-server:redis-server rabbitmq-server:rabbitmq-server beanstalkd:beanstalkd \
+	prometheus:promtool chromium:chromium; do
+	installed "${entry#*:}" || need="$need ${entry%%:*}"
 done
 if [ -z "$need" ]; then
 	exit 0

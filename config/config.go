@@ -65,6 +65,9 @@ type Controller struct {
 	AuthFile       string `toml:"auth_file"`
 	MaxConnections int    `toml:"max_connections"`
 	MaxLineBytes   int    `toml:"max_line_bytes"`
+	// WriteDeadline: a client that takes no reply bytes for this long is
+	// disconnected as a slow consumer (default 30s).
+	WriteDeadline Duration `toml:"write_deadline"`
 }
 
 // Database is the [database] section.
@@ -106,10 +109,16 @@ type Shell struct {
 	Args []string `toml:"args"`
 }
 
-// HTTP is the [http] section: REST API and monitoring.
+// HTTP is the [http] section: REST API and monitoring (keys and checks in
+// http.go).
 type HTTP struct {
 	// Listen is the HTTP address; empty turns HTTP off. Nil means the default.
 	Listen *string `toml:"listen"`
+	// Pprof serves net/http/pprof under /debug/pprof/ (default off).
+	Pprof bool `toml:"pprof"`
+	// MonitoringAuth says whether the monitoring endpoints need a token:
+	// "auto" (default), "open" or "token".
+	MonitoringAuth string `toml:"monitoring_auth"`
 }
 
 // Telemetry is ztick's [telemetry] section (OpenTelemetry export). tock
@@ -149,6 +158,7 @@ const (
 	DefaultMaxInflight         = 64
 	DefaultMaxConnections      = 10000
 	DefaultMaxLineBytes        = 4096
+	DefaultWriteDeadline       = 30 * time.Second
 	DefaultCheckInterval       = time.Second
 	DefaultWorkerTimeout       = 30 * time.Second
 	DefaultBootTimeout         = 30 * time.Second
@@ -170,6 +180,7 @@ func Default() Config {
 			Listen:         DefaultListen,
 			MaxConnections: DefaultMaxConnections,
 			MaxLineBytes:   DefaultMaxLineBytes,
+			WriteDeadline:  Duration{DefaultWriteDeadline},
 		},
 		Database: Database{
 			DataDir:             DefaultDataDir,
@@ -188,7 +199,7 @@ func Default() Config {
 		},
 		Execution: Execution{MaxInflight: DefaultMaxInflight, Timeout: Duration{DefaultExecutionTimeout}},
 		Shell:     Shell{Path: "/bin/sh", Args: []string{"-c"}},
-		HTTP:      HTTP{Listen: &httpListen},
+		HTTP:      HTTP{Listen: &httpListen, MonitoringAuth: MonitoringAuthAuto},
 	}
 }
 

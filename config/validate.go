@@ -47,9 +47,7 @@ func (c *Config) problems() problems {
 	if c.Shell.Path == "" {
 		ps.add("shell.path", "must not be empty")
 	}
-	if l := c.HTTP.Listen; l != nil && *l != "" {
-		ps.addr("http.listen", *l)
-	}
+	c.checkHTTP(&ps)
 	return ps
 }
 
@@ -72,6 +70,7 @@ func (c Controller) check(ps *problems) {
 	}
 	ps.atLeast("controller.max_connections", c.MaxConnections, 1)
 	ps.between("controller.max_line_bytes", c.MaxLineBytes, MinMaxLineBytes, MaxMaxLineBytes)
+	ps.positive("controller.write_deadline", c.WriteDeadline.Duration)
 }
 
 func (d Database) check(ps *problems) {

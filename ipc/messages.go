@@ -167,6 +167,23 @@ type Status struct {
 	TriggerLateness Lateness `json:"trigger_lateness"`
 	// ShardErrors maps a shard that could not be opened to the reason.
 	ShardErrors map[string]string `json:"shard_errors,omitempty"`
+
+	// Puma's per-worker fields with tock's meaning, so Puma's stats
+	// readers work unchanged (docs/monitoring.md).
+	//
+	// Backlog = ExecutionsPending.
+	Backlog int64 `json:"backlog"`
+	// Running = BusyThreads = ExecutionsInflight.
+	Running     int64 `json:"running"`
+	BusyThreads int64 `json:"busy_threads"`
+	// PoolCapacity = MaxThreads − ExecutionsInflight.
+	PoolCapacity int64 `json:"pool_capacity"`
+	// MaxThreads = execution.max_inflight.
+	MaxThreads int64 `json:"max_threads"`
+
+	// Metrics are the worker's figures for /metrics. The master takes them
+	// out of the status it keeps, so they never show in /stats.
+	Metrics *WorkerMetrics `json:"metrics,omitempty"`
 }
 
 // EncodeJSON marshals a control message.

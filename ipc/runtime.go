@@ -5,6 +5,9 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
 )
 
 // GCStats is one process's Go memory and GC figures (GET /gc-stats),
@@ -58,4 +61,30 @@ func ReadBacktraces() Backtraces {
 		b.WriteString("goroutine dump failed: " + err.Error())
 	}
 	return Backtraces{PID: os.Getpid(), Goroutines: b.String()}
+}
+
+// RSSBytes is this process's resident set size (Linux; 0 elsewhere).
+func RSSBytes() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * int64(os.Getpagesize())
+}
+
+// CPUNs is this process's user+system CPU time.
+func CPUNs() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }

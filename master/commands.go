@@ -28,6 +28,7 @@ func (s *session) dispatch(c *call, line []byte) (closeConn bool) {
 		c.finish(protocol.AppendError(nil, perr.RID, perr.Reason))
 		return false
 	}
+	c.op = uint8(cmd.Op)
 	if cmd.Op == protocol.OpAuth {
 		return s.authenticate(c, cmd)
 	}
@@ -95,6 +96,7 @@ func (s *session) authenticate(c *call, cmd protocol.Command) (closeConn bool) {
 		return !s.authed
 	}
 	s.authed, s.id = true, id
+	s.cc.stats.setIdentity(id)
 	c.finish(protocol.AppendOK(nil, cmd.RID))
 	return false
 }

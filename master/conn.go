@@ -22,9 +22,6 @@ const (
 	maxPendingBytes = 8 << 20
 	// maxFanouts bounds the QUERYs in flight (each may be large).
 	maxFanouts = 4
-	// writeTimeout: a client that takes no reply bytes for this long is
-	// gone or hostile; it is disconnected.
-	writeTimeout = 30 * time.Second
 )
 
 // call is one request line's reply slot. Replies are written in the order
@@ -33,6 +30,7 @@ type call struct {
 	cc   *clientConn
 	out  []byte
 	done chan struct{}
+	op   uint8 // protocol.Op of the request, 0 if it did not parse (for stats)
 }
 
 func (cc *clientConn) newCall() *call { return &call{cc: cc, done: make(chan struct{})} }
@@ -57,6 +55,8 @@ type clientConn struct {
 	pendingBytes atomic.Int64  // finished replies not yet written
 	room         chan struct{} // signalled when replies were written
 	fanouts      chan struct{} // one token per QUERY in flight
+
+	stats connCounters // for /connz, /varz, /metrics (conn_stats.go)
 }
 
 func (m *Master) acceptLoop() {
@@ -79,6 +79,7 @@ func (m *Master) acceptLoop() {
 			c.SetWriteDeadline(time.Now().Add(time.Second))
 			io.WriteString(c, "ERROR too many connections\n")
 			c.Close()
+			m.rejected(c)
 			continue
 		}
 		m.connections.Add(1)
@@ -113,10 +114,16 @@ func (m *Master) serveConn(cc *clientConn) {
 		if err := tc.Handshake(); err != nil {
 			m.log.Debug("tls handshake failed", "remote", cc.remote, "error", err)
 			cc.conn.Close()
+			cc.stats.setReason(reasonTLSHandshake)
+			m.closed(cc)
 			return
 		}
 		tc.SetDeadline(time.Time{})
+		// Under the table's lock: closeReads and closeAll read cc.conn.
+		m.conns.mu.Lock()
 		cc.conn = tc
+		m.conns.mu.Unlock()
+		cc.stats.setTLS(tc.ConnectionState())
 	}
 	writerDone := make(chan struct{})
 	go func() {
@@ -127,7 +134,8 @@ func (m *Master) serveConn(cc *clientConn) {
 	close(cc.calls)
 	<-writerDone
 	cc.conn.Close()
-	m.log.Debug("client disconnected", "remote", cc.remote)
+	reason := m.closed(cc)
+	m.log.Debug("client disconnected", "remote", cc.remote, "reason", reason)
 }
 
 func (m *Master) readRequests(cc *clientConn) {
@@ -137,9 +145,18 @@ func (m *Master) readRequests(cc *clientConn) {
 		// AUTH must come first, within authTimeout of the connection start.
 		cc.conn.SetReadDeadline(time.Now().Add(authTimeout))
 	}
+	var batch readBatch
+	defer func() { batch.publish(&cc.stats, m.clock.now()) }()
 	for {
 		line, err := r.ReadLine()
+		if err == nil || errors.Is(err, protocol.ErrLineTooLong) {
+			batch.add(len(line) + 1)
+			if r.Buffered() == 0 { // the next read waits for the client
+				batch.publish(&cc.stats, m.clock.now())
+			}
+		}
 		if !cc.waitRoom() {
+			cc.stats.setReason(reasonServerShutdown)
 			return
 		}
 		if errors.Is(err, protocol.ErrLineTooLong) {
@@ -153,6 +170,7 @@ func (m *Master) readRequests(cc *clientConn) {
 			continue
 		}
 		if err != nil {
+			cc.stats.setReason(readReason(err, s.authed, cc.quitting()))
 			return
 		}
 		c := cc.newCall()
@@ -164,7 +182,8 @@ func (m *Master) readRequests(cc *clientConn) {
 		m.requests.Add(1)
 		wasAuthed := s.authed
 		if s.dispatch(c, line) {
-			return // the reply is written, then the connection closes
+			cc.stats.setReason(reasonAuthFailure) // unless dispatch said otherwise
+			return                                // the reply is written, then the connection closes
 		}
 		if s.authed && !wasAuthed {
 			cc.conn.SetReadDeadline(time.Time{})
@@ -201,7 +220,19 @@ func (cc *clientConn) wrote(n int) {
 
 func (m *Master) writeReplies(cc *clientConn) {
 	w := bufio.NewWriterSize(cc.conn, 32<<10)
+	writeTimeout := m.writeDeadline()
 	broken := false
+	var batch writeBatch
+	fail := func(err error) bool {
+		if err == nil {
+			return false
+		}
+		cc.stats.setReason(writeReason(err))
+		// Close now, not when the reader ends: a client that stopped
+		// reading may never send again, and its reader would wait forever.
+		cc.conn.Close()
+		return true
+	}
 	for c := range cc.calls {
 		select {
 		case <-c.done:
@@ -209,7 +240,8 @@ func (m *Master) writeReplies(cc *clientConn) {
 			// The next reply is not ready: push out what we have first.
 			if !broken && w.Buffered() > 0 {
 				cc.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-				broken = w.Flush() != nil
+				broken = fail(w.Flush())
+				batch.publish(&cc.stats)
 			}
 			<-c.done
 		}
@@ -222,20 +254,23 @@ func (m *Master) writeReplies(cc *clientConn) {
 			cc.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 		}
 		_, err := w.Write(c.out)
+		batch.add(c.op, c.out)
 		c.out = nil
 		cc.wrote(n)
-		if err != nil {
+		if fail(err) {
 			broken = true
 			continue
 		}
 		if len(cc.calls) == 0 {
 			cc.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-			broken = w.Flush() != nil
+			broken = fail(w.Flush())
+			batch.publish(&cc.stats)
 		}
 	}
 	if !broken {
-		w.Flush()
+		fail(w.Flush())
 	}
+	batch.publish(&cc.stats)
 	if broken {
 		cc.conn.Close() // unblock the reader
 	}
@@ -262,6 +297,32 @@ func (t *connTable) add(cc *clientConn) {
 	t.mu.Unlock()
 }
 
+// nextID takes a connection id for a connection that is not tracked.
+func (t *connTable) nextID() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.next++
+	return t.next
+}
+
+// total is the number of connections ever accepted (ids handed out).
+func (t *connTable) total() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.next
+}
+
+// snapshot returns the open connections.
+func (t *connTable) snapshot() []*clientConn {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]*clientConn, 0, len(t.conns))
+	for cc := range t.conns {
+		out = append(out, cc)
+	}
+	return out
+}
+
 func (t *connTable) remove(cc *clientConn) {
 	t.mu.Lock()
 	delete(t.conns, cc)
@@ -277,6 +338,7 @@ func (t *connTable) closeReads() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for cc := range t.conns {
+		cc.stats.setReason(reasonServerShutdown)
 		cc.once.Do(func() { close(cc.quit) })
 		// Wake a reader blocked in Read; it sees quit and stops.
 		cc.conn.SetReadDeadline(time.Now())
@@ -299,6 +361,7 @@ func (t *connTable) closeAll() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for cc := range t.conns {
+		cc.stats.setReason(reasonServerShutdown)
 		cc.conn.Close()
 	}
 }

@@ -35,6 +35,12 @@ type proc struct {
 	inflight    map[uint64]*pending
 	calls       map[uint64]chan ipc.CallReply
 	dead        bool
+	// lastMetrics are the figures of the latest heartbeat (ipc.Status's
+	// Metrics, kept out of lastStatus); metricsRetired once they moved
+	// into the master's totals.
+	lastMetrics    *ipc.WorkerMetrics
+	metricsRetired bool
+	hung           bool // killed for missing heartbeats
 
 	hello    chan ipc.Hello
 	ready    chan ipc.Ready

@@ -57,6 +57,9 @@ type Router struct {
 	seq     uint64
 	maxHeld int
 	holdFor time.Duration
+	// HoldObserver, when set before routing starts, is told how long each
+	// released request was held (tock_handoff_hold_seconds).
+	HoldObserver func(time.Duration)
 }
 
 // NewRouter makes a router for n shards. At most maxHeld requests wait per
@@ -177,6 +180,12 @@ func (r *Router) SetOwner(shards []int, w *proc) {
 		sr.outcomes = nil
 		held := sr.held
 		sr.held = nil
+		if r.HoldObserver != nil && len(held) > 0 {
+			now := time.Now()
+			for _, p := range held {
+				r.HoldObserver(now.Sub(p.heldAt))
+			}
+		}
 		for i, p := range held {
 			if !r.sendLocked(w, p) {
 				sr.owner = nil

@@ -192,6 +192,10 @@ func (m *Master) handleWorkerFrame(p *proc, f ipc.Frame) error {
 			return err
 		}
 		p.mu.Lock()
+		if st.Metrics != nil {
+			p.lastMetrics = st.Metrics
+			st.Metrics = nil
+		}
 		p.lastStatus, p.lastCheckin = st, time.Now()
 		p.mu.Unlock()
 	case ipc.TypeHello:
@@ -289,6 +293,7 @@ func (m *Master) watch(p *proc) {
 			p.kill() // link gone but process alive: it is useless
 			<-p.exited
 		}
+		m.retireMetrics(p)
 		m.mu.Lock()
 		s := m.slotOf(p)
 		replace := s != nil && !m.stopping && !p.draining
@@ -304,6 +309,14 @@ func (m *Master) watch(p *proc) {
 			return
 		}
 		p.log.Error("worker died, replacing it", "exit", p.exitErr, "uptime", time.Since(p.started).Round(time.Millisecond))
+		p.mu.Lock()
+		hung := p.hung
+		p.mu.Unlock()
+		if hung {
+			m.restarts.hang.Add(1)
+		} else {
+			m.restarts.crash.Add(1)
+		}
 		m.replace(s, p)
 	}()
 }
@@ -384,6 +397,7 @@ func (m *Master) replace(s *slot, dead *proc) {
 		p, err := m.startWorker(s.index, phase, shards, nil)
 		if err != nil {
 			m.log.Error("replacement worker failed to boot", "worker", s.index, "error", err)
+			m.restarts.bootFailure.Add(1)
 			continue
 		}
 		m.mu.Lock()
@@ -430,6 +444,9 @@ func (m *Master) checkHeartbeats(now time.Time) {
 	m.mu.Unlock()
 	for _, p := range hung {
 		p.log.Error("worker missed its heartbeats, killing it", "timeout", timeout)
+		p.mu.Lock()
+		p.hung = true
+		p.mu.Unlock()
 		p.kill()
 	}
 }

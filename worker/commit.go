@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"time"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/tockd/tock/ipc"
 	"github.com/tockd/tock/store"
@@ -19,14 +21,15 @@ type commitBatch struct {
 // log: this is the group commit that lets fsync = always keep up with
 // pipelined traffic.
 type committer struct {
-	in   chan commitBatch
-	link *ipc.Link
-	log  hclog.Logger
-	done chan struct{}
+	in      chan commitBatch
+	link    *ipc.Link
+	log     hclog.Logger
+	metrics *metrics // fsync durations and batch sizes
+	done    chan struct{}
 }
 
-func newCommitter(link *ipc.Link, log hclog.Logger) *committer {
-	c := &committer{in: make(chan commitBatch, 1024), link: link, log: log, done: make(chan struct{})}
+func newCommitter(link *ipc.Link, log hclog.Logger, m *metrics) *committer {
+	c := &committer{in: make(chan commitBatch, 1024), link: link, log: log, metrics: m, done: make(chan struct{})}
 	go c.run()
 	return c
 }
@@ -52,6 +55,13 @@ func (c *committer) run() {
 }
 
 func (c *committer) commit(batches []commitBatch) {
+	acks := 0
+	for _, b := range batches {
+		acks += len(b.replies)
+	}
+	if acks > 0 {
+		c.metrics.batch.Observe(float64(acks))
+	}
 	failed := map[store.ShardLog]error{}
 	seen := map[store.ShardLog]bool{}
 	for _, b := range batches {
@@ -60,7 +70,10 @@ func (c *committer) commit(batches []commitBatch) {
 				continue
 			}
 			seen[l] = true
-			if err := l.Sync(); err != nil {
+			start := time.Now()
+			err := l.Sync()
+			c.metrics.fsync.Observe(time.Since(start).Seconds())
+			if err != nil {
 				c.log.Error("sync shard log", "error", err)
 				failed[l] = err
 			}

@@ -89,6 +89,7 @@ func (w *Worker) reapCompaction(sh *shard, wait bool) {
 		}
 	}
 	sh.compactDone = nil
+	w.metrics.compacted(sh.id, err == nil)
 	if err != nil {
 		sh.compaction = "failure"
 		w.log.Error("compaction failed", "shard", sh.id, "error", err)

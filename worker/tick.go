@@ -21,6 +21,7 @@ func (w *Worker) tick(now time.Time) {
 		plan := Due(sh.jobs, w.rules, ns, maxTriggersPerTick)
 		for _, t := range plan {
 			w.lateness.add(ns - t.record.Job.Execution)
+			w.metrics.triggered(ns - t.record.Job.Execution)
 			w.queue(sh, t.record)
 			if t.exec != nil {
 				t.exec.Shard = sh.id
@@ -137,6 +138,7 @@ func (w *Worker) applyResults() {
 		if interrupted {
 			continue
 		}
+		w.metrics.executed(ex.Runner.Kind.String(), o.Succeeded(), o.Duration)
 		st := store.Executed
 		if !o.Succeeded() {
 			st = store.Failed

@@ -53,6 +53,7 @@ type Worker struct {
 	results []runner.Result
 
 	lateness latency
+	metrics  *metrics // for /metrics, sent in heartbeats (metrics.go)
 	lastTick time.Time
 	wakeAt   time.Time // when the wake timer is armed for; zero = not armed
 
@@ -70,6 +71,7 @@ func Run(link *ipc.Link, index, phase int, log hclog.Logger) error {
 		running: map[int]map[string]int64{}, awaiting: map[int]map[string]int64{},
 		inbox:  make(chan ipc.Frame, 4096),
 		staged: map[int]staged{}, stagedCh: make(chan []staged, 16),
+		metrics: newMetrics(),
 	}
 	welcome, err := w.handshake()
 	if err != nil {
@@ -82,7 +84,7 @@ func Run(link *ipc.Link, index, phase int, log hclog.Logger) error {
 	}, log.Named("runner"))
 	defer w.dispatch.Close()
 	w.pipe = runner.NewPipeline(w.set.MaxInflight, w.dispatch, log.Named("pipeline"))
-	w.commit = newCommitter(link, log)
+	w.commit = newCommitter(link, log, w.metrics)
 	w.applyRules(welcome.Rules)
 	go w.readLoop()
 	w.acquire(ipc.Acquire{Shards: welcome.Shards, Running: welcome.Running})
@@ -400,7 +402,12 @@ func (w *Worker) statusNow() ipc.Status {
 		TriggerLateness: ipc.Lateness{Count: w.lateness.count, P50Ns: w.lateness.quantile(0.5),
 			P99Ns: w.lateness.quantile(0.99), MaxNs: w.lateness.max},
 	}
+	maxInflight := int64(w.set.MaxInflight)
+	st.Backlog, st.Running, st.BusyThreads = st.ExecutionsPending, st.ExecutionsInflight, st.ExecutionsInflight
+	st.MaxThreads, st.PoolCapacity = maxInflight, max(0, maxInflight-st.ExecutionsInflight)
+	owned := make(map[int]int64, len(w.shards))
 	for _, sh := range w.shards {
+		owned[sh.id] = sh.log.Size()
 		c := sh.jobs.Counts()
 		st.JobsTotal += int64(c.Total)
 		st.JobsPlanned += int64(c.Planned)
@@ -409,6 +416,7 @@ func (w *Worker) statusNow() ipc.Status {
 		st.JobsFailed += int64(c.Failed)
 		st.Compression = ipc.WorseCompression(st.Compression, sh.compaction)
 	}
+	st.Metrics = w.metrics.snapshot(owned)
 	if len(w.shardErrors) > 0 {
 		st.ShardErrors = map[string]string{}
 		for n, e := range w.shardErrors {
