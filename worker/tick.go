@@ -22,6 +22,11 @@ func (w *Worker) tick(now time.Time) {
 		for _, t := range plan {
 			w.lateness.add(ns - t.record.Job.Execution)
 			w.queue(sh, t.record)
+			if t.exec == nil {
+				// Due with no rule: failed without running. Logged here,
+				// the runner logs the failures of executions it ran.
+				w.log.Warn("execution failed", "job", t.record.Job.ID, "rule", "", "runner", "", "error", t.record.Job.Outcome.Error)
+			}
 			if t.exec != nil {
 				t.exec.Shard = sh.id
 				w.track(sh.id, t.exec.JobID, t.exec.Execution)

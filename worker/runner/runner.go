@@ -150,17 +150,7 @@ func (d *Dispatcher) Run(ctx context.Context, ex Execution) (o store.Outcome) {
 		}
 		o.Error = scrubRunner(o.Error, ex.Runner)
 		o.Output = scrubRunner(o.Output, ex.Runner)
-		if d.log.IsDebug() {
-			args := []any{"job", ex.JobID, "rule", ex.RuleID, "runner", kind.String(),
-				"success", o.Succeeded(), "duration", time.Duration(o.Duration)}
-			if t := targetOf(ex.Runner); t != "" {
-				args = append(args, "target", t)
-			}
-			if !o.Succeeded() {
-				args = append(args, "error", o.Error)
-			}
-			d.log.Debug("execution outcome", args...)
-		}
+		d.logOutcome(ex, o)
 	}()
 
 	var impl Runner
@@ -178,6 +168,36 @@ func (d *Dispatcher) Run(ctx context.Context, ex Execution) (o store.Outcome) {
 	defer cancel()
 	o = impl.Run(rctx, ex)
 	return withCause(rctx, o)
+}
+
+// logOutcome logs a failed execution at warn, so an operator sees why a
+// job failed without reading its shard, and a successful one at debug. An
+// execution cut short by the worker's shutdown is not a failure of the job
+// (it runs again), so it is logged at debug too.
+func (d *Dispatcher) logOutcome(ex Execution, o store.Outcome) {
+	failed := !o.Succeeded() && o.Error != ErrShutdown.Error()
+	if !failed && !d.log.IsDebug() {
+		return
+	}
+	args := []any{"job", ex.JobID, "rule", ex.RuleID, "runner", ex.Runner.Kind.String(),
+		"duration", time.Duration(o.Duration)}
+	if t := targetOf(ex.Runner); t != "" {
+		args = append(args, "target", t)
+	}
+	if o.ExitCode >= 0 {
+		args = append(args, "exit_code", o.ExitCode)
+	}
+	if o.HTTPStatus != 0 {
+		args = append(args, "http_status", o.HTTPStatus)
+	}
+	if !o.Succeeded() {
+		args = append(args, "error", o.Error)
+	}
+	if failed {
+		d.log.Warn("execution failed", args...)
+		return
+	}
+	d.log.Debug("execution succeeded", args...)
 }
 
 // Close closes the cached network clients (redis clients, AMQP connections,
