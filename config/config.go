@@ -106,10 +106,16 @@ type Shell struct {
 	Args []string `toml:"args"`
 }
 
-// HTTP is the [http] section: REST API and monitoring.
+// HTTP is the [http] section: REST API and monitoring (keys and checks in
+// http.go).
 type HTTP struct {
 	// Listen is the HTTP address; empty turns HTTP off. Nil means the default.
 	Listen *string `toml:"listen"`
+	// Pprof serves net/http/pprof under /debug/pprof/ (default off).
+	Pprof bool `toml:"pprof"`
+	// MonitoringAuth says whether the monitoring endpoints need a token:
+	// "auto" (default), "open" or "token".
+	MonitoringAuth string `toml:"monitoring_auth"`
 }
 
 // Telemetry is ztick's [telemetry] section (OpenTelemetry export). tock
@@ -188,7 +194,7 @@ func Default() Config {
 		},
 		Execution: Execution{MaxInflight: DefaultMaxInflight, Timeout: Duration{DefaultExecutionTimeout}},
 		Shell:     Shell{Path: "/bin/sh", Args: []string{"-c"}},
-		HTTP:      HTTP{Listen: &httpListen},
+		HTTP:      HTTP{Listen: &httpListen, MonitoringAuth: MonitoringAuthAuto},
 	}
 }
 

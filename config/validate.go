@@ -47,9 +47,7 @@ func (c *Config) problems() problems {
 	if c.Shell.Path == "" {
 		ps.add("shell.path", "must not be empty")
 	}
-	if l := c.HTTP.Listen; l != nil && *l != "" {
-		ps.addr("http.listen", *l)
-	}
+	c.checkHTTP(&ps)
 	return ps
 }
 

@@ -4,11 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/tockd/tock/ipc"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
+
+	"github.com/tockd/tock/httpapi"
+	"github.com/tockd/tock/ipc"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -21,8 +22,8 @@ type controlRoute struct {
 
 // controlRoutes is the control API (DESIGN §9), one entry per path.
 var controlRoutes = map[string]controlRoute{
-	"/stats":          {http.MethodGet, (*ControlServer).serveStats},
-	"/healthz":        {http.MethodGet, (*ControlServer).serveHealthz},
+	"/stats":          {http.MethodGet, shared((*Master).serveStats)},
+	"/healthz":        {http.MethodGet, shared((*Master).serveHealthz)},
 	"/gc-stats":       {http.MethodGet, (*ControlServer).serveGCStats},
 	"/backtraces":     {http.MethodGet, (*ControlServer).serveBacktraces},
 	"/phased-restart": {http.MethodPost, (*ControlServer).servePhasedRestart},
@@ -72,41 +73,24 @@ func writeControlError(w http.ResponseWriter, log hclog.Logger, err error) {
 	writeJSON(w, status, map[string]string{"error": err.Error()})
 }
 
-// writeJSON writes v with an exact Content-Length and flushes it, so the
-// reply is complete on the wire before an action that may end the process.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		status = http.StatusInternalServerError
-		b = []byte(`{"error":` + strconv.Quote("encode reply: "+err.Error()) + `}`)
-	}
-	b = append(b, '\n')
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	// The client may have gone; there is no one left to tell.
-	_, _ = w.Write(b)
-	if f, ok := w.(http.Flusher); ok {
-		f.Flush()
-	}
-}
+// writeJSON is the one JSON writer of every HTTP surface (httpapi).
+func writeJSON(w http.ResponseWriter, status int, v any) { httpapi.WriteJSON(w, status, v) }
 
 var statusOK = map[string]string{"status": "ok"}
 
-func (cs *ControlServer) serveStats(w http.ResponseWriter, _ *http.Request) error {
-	writeJSON(w, http.StatusOK, cs.m.Stats())
-	return nil
-}
-
-func (cs *ControlServer) serveHealthz(w http.ResponseWriter, _ *http.Request) error {
-	if ok, reason := cs.m.Healthy(); !ok {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": reason})
+// shared serves a monitoring endpoint with the very handler the HTTP
+// listener uses (master/monitor_*.go), so both transports answer alike.
+func shared(h func(*Master, http.ResponseWriter, *http.Request) error) func(*ControlServer, http.ResponseWriter, *http.Request) error {
+	return func(cs *ControlServer, w http.ResponseWriter, r *http.Request) error {
+		if err := h(cs.m, w, r); err != nil {
+			var he *httpapi.Error
+			if errors.As(err, &he) {
+				return &controlError{status: he.Status, msg: he.Msg}
+			}
+			return err
+		}
 		return nil
 	}
-	writeJSON(w, http.StatusOK, statusOK)
-	return nil
 }
 
 // GCStatsReply is GET /gc-stats: the master's figures and each worker's.

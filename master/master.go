@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/tockd/tock/config"
+	"github.com/tockd/tock/httpapi"
 	"github.com/tockd/tock/ipc"
 )
 
@@ -34,6 +35,12 @@ type Options struct {
 	// Listener, when set, is used instead of binding Controller.Listen
 	// (inherited across a master restart).
 	Listener net.Listener
+	// HTTPListener, when set, is used instead of binding [http] listen
+	// (inherited across a master restart).
+	HTTPListener net.Listener
+	// HTTPRoutes are route groups added to the HTTP listener beside the
+	// monitoring endpoints (the REST API); see HTTPRoutes.
+	HTTPRoutes []HTTPRoutes
 }
 
 // Master is the running master process.
@@ -49,6 +56,10 @@ type Master struct {
 	auth atomic.Pointer[tokenStore]
 
 	listener net.Listener
+	// http is the HTTP listener's server; nil when [http] listen is "".
+	http     *httpapi.Server
+	httpMux  *httpapi.Mux
+	httpFile *os.File // the HTTP socket kept for a restart
 	started  time.Time
 	// control is the control server; set by claimControl, which Run calls
 	// before anything touches the data dir, and used only by Run's goroutine.
@@ -96,6 +107,7 @@ func New(cfg config.Config, opts Options, log hclog.Logger) (*Master, error) {
 		stopCh: make(chan struct{}), done: make(chan struct{}),
 	}
 	m.conns.init()
+	m.httpMux = m.newHTTPMux()
 	if cfg.Database.Persistence != config.PersistenceMemory {
 		dir := cfg.Database.DataDir
 		if err := os.MkdirAll(filepath.Join(dir, "shards"), 0o755); err != nil {
@@ -137,33 +149,38 @@ func (m *Master) Run(ctx context.Context) error {
 	if err := m.listen(); err != nil {
 		return err
 	}
-	// Claiming control.sock first refuses a second master on the same data
-	// dir before it writes the pid file or opens a shard.
-	if err := m.claimControl(); err != nil {
+	if err := m.listenHTTP(); err != nil {
 		m.listener.Close()
 		return err
 	}
+	// Claiming control.sock first refuses a second master on the same data
+	// dir before it writes the pid file or opens a shard.
+	if err := m.claimControl(); err != nil {
+		m.closeListeners()
+		return err
+	}
 	if err := m.writePID(); err != nil {
-		m.listener.Close()
+		m.closeListeners()
 		m.stopControl()
 		return err
 	}
 	if err := m.bootWorkers(); err != nil {
-		m.listener.Close()
+		m.closeListeners()
 		m.stopWorkers(0)
 		m.stopControl()
 		return err
 	}
 	if err := m.startControl(); err != nil {
-		m.listener.Close()
+		m.closeListeners()
 		m.stopWorkers(0)
 		m.stopControl()
 		return err
 	}
+	m.startHTTP()
 	m.wg.Add(2)
 	go m.acceptLoop()
 	go m.housekeeping()
-	m.log.Info("tock is ready", "listen", m.listener.Addr().String(), "workers", len(m.slots),
+	m.log.Info("tock is ready", "listen", m.listener.Addr().String(), "http", m.httpAddrString(), "workers", len(m.slots),
 		"shards", m.cfg.Cluster.Shards, "data_dir", m.cfg.Database.DataDir, "persistence", m.cfg.Database.Persistence)
 	select {
 	case <-ctx.Done():
@@ -173,6 +190,7 @@ func (m *Master) Run(ctx context.Context) error {
 	halted, restarting := m.halted, m.restarting
 	m.mu.Unlock()
 	if halted {
+		m.stopHTTP(false)
 		m.stopControl()
 		m.log.Info("halted")
 		return ErrHalted
@@ -203,6 +221,14 @@ func (m *Master) listen() error {
 	return nil
 }
 
+// closeListeners closes the client and HTTP listeners after a failed start.
+func (m *Master) closeListeners() {
+	m.listener.Close()
+	if m.http != nil {
+		m.stopHTTP(false)
+	}
+}
+
 func (m *Master) writePID() error {
 	if m.cfg.Database.Persistence == config.PersistenceMemory {
 		return nil
@@ -229,6 +255,7 @@ func (m *Master) shutdown(keepListener bool) {
 	m.conns.wait(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
 	m.stopWorkers(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
 	m.conns.closeAll()
+	m.stopHTTP(keepListener)
 	m.stopControl()
 	m.wg.Wait()
 	if err := m.rules.close(); err != nil {

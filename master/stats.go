@@ -1,6 +1,7 @@
 package master
 
 import (
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -134,15 +135,20 @@ func (p *proc) stats(restarts int) WorkerStats {
 // Healthy reports whether every shard has a ready owner without open
 // errors; the reason says what is wrong otherwise (GET /healthz).
 func (m *Master) Healthy() (bool, string) {
+	for _, ws := range m.Stats().WorkerStatus {
+		// The lowest shard first, so the reason is stable between calls.
+		shards := slices.Sorted(maps.Keys(ws.LastStatus.ShardErrors))
+		for _, shard := range shards {
+			return false, "shard " + shard + ": " + ws.LastStatus.ShardErrors[shard]
+		}
+	}
 	for s := 0; s < m.cfg.Cluster.Shards; s++ {
 		if m.router.Owner(s) == nil {
 			return false, "shard " + strconv.Itoa(s) + " has no ready worker"
 		}
 	}
-	for _, ws := range m.Stats().WorkerStatus {
-		for shard, e := range ws.LastStatus.ShardErrors {
-			return false, "shard " + shard + ": " + e
-		}
+	if why := m.notBooted(); why != "" {
+		return false, why
 	}
 	return true, "ok"
 }

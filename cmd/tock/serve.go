@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/tockd/tock/config"
+	"github.com/tockd/tock/httpapi"
 	"github.com/tockd/tock/master"
 	"github.com/urfave/cli/v2"
 )
@@ -92,7 +93,14 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), exitRefused)
 	}
-	m, err := master.New(cfg, master.Options{Exe: exe, WorkerArgs: []string{"--log-level", cfg.Log.Level}, Listener: inherited}, log)
+	inheritedHTTP, err := httpapi.InheritedListener(master.EnvHTTPListenFD)
+	if err != nil {
+		return cli.Exit(err.Error(), exitRefused)
+	}
+	m, err := master.New(cfg, master.Options{
+		Exe: exe, WorkerArgs: []string{"--log-level", cfg.Log.Level},
+		Listener: inherited, HTTPListener: inheritedHTTP,
+	}, log)
 	if err != nil {
 		return cli.Exit(err.Error(), exitRefused)
 	}
@@ -126,7 +134,7 @@ func runServe(c *cli.Context) error {
 }
 
 // reexec replaces this process with a new master from the binary on disk
-// that inherits the listening socket.
+// that inherits the listening sockets (client, and HTTP when on).
 func reexec(m *master.Master, exe string, log hclog.Logger) error {
 	f, err := m.ListenerFile()
 	if err != nil {
@@ -134,6 +142,9 @@ func reexec(m *master.Master, exe string, log hclog.Logger) error {
 		return cli.Exit("", exitRefused)
 	}
 	env := append(os.Environ(), fmt.Sprintf("%s=%d", master.EnvListenFD, f.Fd()))
+	if hf := m.HTTPListenerFile(); hf != nil {
+		env = append(env, fmt.Sprintf("%s=%d", master.EnvHTTPListenFD, hf.Fd()))
+	}
 	log.Info("re-executing the master", "binary", exe)
 	err = syscall.Exec(exe, os.Args, env)
 	log.Error("restart failed", "error", err)
