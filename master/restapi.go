@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/tockd/tock/httpapi"
 	"github.com/tockd/tock/ipc"
 	"github.com/tockd/tock/rest"
 	"github.com/tockd/tock/store"
@@ -17,9 +18,13 @@ import (
 // through the rule set with RULE SET's guarantee.
 func (m *Master) RESTBackend() rest.Backend { return restBackend{m} }
 
-// REST returns the REST API over this master, for the HTTP listener to
-// mount.
+// REST returns the REST API over this master.
 func (m *Master) REST() *rest.Server { return rest.New(m.RESTBackend(), m.log.Named("rest")) }
+
+// RESTRoutes mounts the REST API on the HTTP listener: pass it in
+// Options.HTTPRoutes. The backend reads the master's state per request, so
+// it may run before New has loaded the rules.
+func RESTRoutes(m *Master, mux *httpapi.Mux) { m.REST().Register(mux) }
 
 type restBackend struct{ m *Master }
 

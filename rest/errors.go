@@ -1,57 +1,39 @@
 package rest
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
+
+	"github.com/tockd/tock/httpapi"
 )
 
-// errorBody is the one error shape of the API: {"error": "<message>"}.
-type errorBody struct {
-	Error string `json:"error"`
-}
+// errorf is an error answered with status; its text is the message of the
+// API's one error shape, {"error": "<message>"}.
+func errorf(status int, msg string) error { return &httpapi.Error{Status: status, Msg: msg} }
 
-// apiError is an error with the status it is answered with.
-type apiError struct {
-	status int
-	msg    string
-}
-
-func (e *apiError) Error() string { return e.msg }
-
-func errorf(status int, msg string) *apiError { return &apiError{status: status, msg: msg} }
-
-// writeError is the one writer of errors: an *apiError keeps its status,
-// ErrNotFound is 404, anything else comes from the backend and means the
-// cluster could not serve the request now (503).
-func writeError(w http.ResponseWriter, err error) {
-	status := http.StatusServiceUnavailable
-	var ae *apiError
+// apiError gives every error its status: an *httpapi.Error keeps its own,
+// ErrNotFound is 404, and anything else comes from the backend and means
+// the cluster cannot serve the request now (503: shard unavailable, worker
+// crashed, a write failed, a rule change not applied in time).
+func apiError(err error) error {
+	var he *httpapi.Error
 	switch {
-	case errors.As(err, &ae):
-		status = ae.status
+	case errors.As(err, &he):
+		return err
 	case errors.Is(err, ErrNotFound):
-		status = http.StatusNotFound
+		return errorf(http.StatusNotFound, err.Error())
 	}
-	if status == http.StatusUnauthorized {
+	return errorf(http.StatusServiceUnavailable, err.Error())
+}
+
+// writeError answers err through the listener's one error writer.
+func writeError(w http.ResponseWriter, err error) {
+	err = apiError(err)
+	if httpapi.StatusOf(err) == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="tock"`)
 	}
-	writeJSON(w, status, errorBody{Error: err.Error()})
+	httpapi.WriteError(w, err)
 }
 
-// writeJSON writes v as the response body with status.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		// Only our own types are written; this is a bug, not bad input.
-		status, b = http.StatusInternalServerError, []byte(`{"error":"cannot encode the response"}`)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
-}
-
-func methodNotAllowed(w http.ResponseWriter, allow string) {
-	w.Header().Set("Allow", allow)
-	writeError(w, errorf(http.StatusMethodNotAllowed, "method not allowed"))
-}
+// writeJSON writes a successful reply.
+func writeJSON(w http.ResponseWriter, status int, v any) { httpapi.WriteJSON(w, status, v) }

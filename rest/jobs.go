@@ -85,47 +85,15 @@ type jobList struct {
 	NextCursor *string     `json:"next_cursor"`
 }
 
-func (s *Server) jobs(w http.ResponseWriter, r *http.Request, who Identity) {
-	id, isItem, err := resourceID(r, "/jobs")
-	if err != nil {
+func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request, _ Identity, id string) {
+	if err := s.b.RemoveJob(r.Context(), id); err != nil {
 		writeError(w, err)
 		return
 	}
-	if !isItem {
-		if r.Method != http.MethodGet {
-			methodNotAllowed(w, "GET")
-			return
-		}
-		s.listJobs(w, r, who)
-		return
-	}
-	switch r.Method {
-	case http.MethodGet, http.MethodPut, http.MethodDelete:
-	default:
-		methodNotAllowed(w, "GET, PUT, DELETE")
-		return
-	}
-	if !who.Allows(id) {
-		writeError(w, errForbidden)
-		return
-	}
-	switch r.Method {
-	case http.MethodGet:
-		s.getJob(w, r, id)
-	case http.MethodPut:
-		s.putJob(w, r, id)
-	case http.MethodDelete:
-		if err := s.b.RemoveJob(r.Context(), id); err != nil {
-			writeError(w, err)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
-var errForbidden = errorf(http.StatusForbidden, "forbidden")
-
-func (s *Server) getJob(w http.ResponseWriter, r *http.Request, id string) {
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request, _ Identity, id string) {
 	j, err := s.b.GetJob(r.Context(), id)
 	if err != nil {
 		writeError(w, err)
@@ -135,7 +103,7 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request, id string) {
 		Status: j.Status.String(), Shard: j.Shard, Rule: optString(j.Rule, j.Rule != ""), LastOutcome: viewOutcome(j.Outcome)})
 }
 
-func (s *Server) putJob(w http.ResponseWriter, r *http.Request, id string) {
+func (s *Server) putJob(w http.ResponseWriter, r *http.Request, _ Identity, id string) {
 	b, err := readBody(w, r)
 	if err != nil {
 		writeError(w, err)

@@ -14,23 +14,6 @@ import (
 // maxIDLen is the longest id the line protocol (and the logfile) accepts.
 const maxIDLen = 65535
 
-// resourceID returns the id in /jobs/{id} or /rules/{id}: everything after
-// the collection's slash in the escaped path, percent-decoded once. It is
-// taken from the escaped path so that an id holding "/" (sent as %2F) or
-// spaces (%20) is addressed whole. ok is false for the bare collection.
-func resourceID(r *http.Request, collection string) (id string, isItem bool, err error) {
-	p := r.URL.EscapedPath()
-	if p == collection {
-		return "", false, nil
-	}
-	raw, found := strings.CutPrefix(p, collection+"/")
-	if !found {
-		return "", false, errorf(http.StatusNotFound, "not found")
-	}
-	id, err = DecodeID(raw)
-	return id, true, err
-}
-
 // DecodeID percent-decodes a path segment into an id and checks it is one
 // the line protocol can carry: not empty, at most 65535 bytes, no line
 // feed. A "+" stays a "+" (it means a space only in query strings).

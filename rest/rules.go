@@ -214,76 +214,58 @@ type ruleList struct {
 	Rules []ruleView `json:"rules"`
 }
 
-func (s *Server) rules(w http.ResponseWriter, r *http.Request, who Identity) {
-	id, isItem, err := resourceID(r, "/rules")
+func (s *Server) listRules(w http.ResponseWriter, r *http.Request, who Identity) {
+	q, err := parseQuery(r, "prefix")
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	if !isItem {
-		if r.Method != http.MethodGet {
-			methodNotAllowed(w, "GET")
-			return
+	out := ruleList{Rules: []ruleView{}}
+	for _, rule := range s.b.Rules(q["prefix"]) {
+		if who.Allows(rule.ID) {
+			out.Rules = append(out.Rules, viewRule(rule))
 		}
-		q, err := parseQuery(r, "prefix")
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		out := ruleList{Rules: []ruleView{}}
-		for _, rule := range s.b.Rules(q["prefix"]) {
-			if who.Allows(rule.ID) {
-				out.Rules = append(out.Rules, viewRule(rule))
-			}
-		}
-		writeJSON(w, http.StatusOK, out)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getRule(w http.ResponseWriter, r *http.Request, _ Identity, id string) {
+	rule, ok := s.b.Rule(id)
+	if !ok {
+		writeError(w, ErrNotFound)
 		return
 	}
-	switch r.Method {
-	case http.MethodGet, http.MethodPut, http.MethodDelete:
-	default:
-		methodNotAllowed(w, "GET, PUT, DELETE")
+	writeJSON(w, http.StatusOK, viewRule(rule))
+}
+
+func (s *Server) putRule(w http.ResponseWriter, r *http.Request, who Identity, id string) {
+	b, err := readBody(w, r)
+	if err != nil {
+		writeError(w, err)
 		return
 	}
-	if !who.Allows(id) {
+	rule, err := ParseRuleBody(b, id)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	// A token may not make a rule that fires for another namespace's jobs:
+	// the pattern is checked too, as RULE SET does.
+	if !who.Allows(rule.Pattern) {
 		writeError(w, errForbidden)
 		return
 	}
-	switch r.Method {
-	case http.MethodGet:
-		rule, ok := s.b.Rule(id)
-		if !ok {
-			writeError(w, ErrNotFound)
-			return
-		}
-		writeJSON(w, http.StatusOK, viewRule(rule))
-	case http.MethodPut:
-		b, err := readBody(w, r)
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		rule, err := ParseRuleBody(b, id)
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		// A token may not make a rule that fires for another namespace's
-		// jobs: the pattern is checked too, as RULE SET does.
-		if !who.Allows(rule.Pattern) {
-			writeError(w, errForbidden)
-			return
-		}
-		if err := s.b.SetRule(r.Context(), rule); err != nil {
-			writeError(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, viewRule(rule))
-	case http.MethodDelete:
-		if err := s.b.RemoveRule(r.Context(), id); err != nil {
-			writeError(w, err)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
+	if err := s.b.SetRule(r.Context(), rule); err != nil {
+		writeError(w, err)
+		return
 	}
+	writeJSON(w, http.StatusOK, viewRule(rule))
+}
+
+func (s *Server) deleteRule(w http.ResponseWriter, r *http.Request, _ Identity, id string) {
+	if err := s.b.RemoveRule(r.Context(), id); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/tockd/tock/httpapi"
 )
 
 // Server is the REST API over a Backend.
@@ -22,63 +23,85 @@ func New(b Backend, log hclog.Logger) *Server {
 	return &Server{b: b, log: log}
 }
 
-// Routes are the patterns the API answers, for Mount and for the test that
-// checks every route is documented.
-var Routes = []string{"/health", "/openapi.json", "/jobs", "/jobs/", "/rules", "/rules/"}
+// handler is an API handler: the request's identity is checked first.
+type handler func(w http.ResponseWriter, r *http.Request, who Identity)
 
-// Mount registers the API's routes on mux.
-func (s *Server) Mount(mux *http.ServeMux) {
-	h := s.Handler()
-	for _, p := range Routes {
-		mux.Handle(p, h)
+// Register adds the API's routes to the HTTP listener's route table. An
+// item route takes the whole remainder of the path ({id...}) and the
+// handler re-reads the id from the escaped path, so an id holding "/" (as
+// %2F) is one id. The table answers 405 (with Allow) and 404 itself.
+func (s *Server) Register(mux *httpapi.Mux) {
+	mux.Handle(http.MethodGet, "/health", s.health)
+	mux.Handle(http.MethodGet, "/openapi.json", s.openapi)
+	mux.Handle(http.MethodGet, "/jobs", s.authed(s.listJobs))
+	mux.Handle(http.MethodGet, "/jobs/{id...}", s.authed(s.item("/jobs", s.getJob)))
+	mux.Handle(http.MethodPut, "/jobs/{id...}", s.authed(s.item("/jobs", s.putJob)))
+	mux.Handle(http.MethodDelete, "/jobs/{id...}", s.authed(s.item("/jobs", s.deleteJob)))
+	mux.Handle(http.MethodGet, "/rules", s.authed(s.listRules))
+	mux.Handle(http.MethodGet, "/rules/{id...}", s.authed(s.item("/rules", s.getRule)))
+	mux.Handle(http.MethodPut, "/rules/{id...}", s.authed(s.item("/rules", s.putRule)))
+	mux.Handle(http.MethodDelete, "/rules/{id...}", s.authed(s.item("/rules", s.deleteRule)))
+}
+
+// Handler serves the API's routes alone (tests, and embedding).
+func (s *Server) Handler() http.Handler {
+	mux := httpapi.NewMux()
+	s.Register(mux)
+	return mux
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (s *Server) openapi(w http.ResponseWriter, r *http.Request) error {
+	httpapi.WriteBody(w, http.StatusOK, "application/json", OpenAPI)
+	return nil
+}
+
+// authed checks the bearer token, then serves h with the token's identity.
+func (s *Server) authed(h handler) httpapi.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		who, err := s.authenticate(r)
+		if err != nil {
+			writeError(w, err)
+			return nil
+		}
+		h(w, r, who)
+		return nil
 	}
 }
 
-// Handler serves the API's routes (anything else is 404).
-func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serve) }
+// itemHandler serves one resource of a collection, by id.
+type itemHandler func(w http.ResponseWriter, r *http.Request, who Identity, id string)
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	p := r.URL.EscapedPath()
-	switch p {
-	case "/health":
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			methodNotAllowed(w, "GET")
+// item decodes the id of /jobs/{id} or /rules/{id} and checks it is in the
+// namespace (403 otherwise) before h runs.
+func (s *Server) item(collection string, h itemHandler) handler {
+	return func(w http.ResponseWriter, r *http.Request, who Identity) {
+		raw, ok := strings.CutPrefix(r.URL.EscapedPath(), collection+"/")
+		if !ok {
+			writeError(w, ErrNotFound)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-		return
-	case "/openapi.json":
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			methodNotAllowed(w, "GET")
+		id, err := DecodeID(raw)
+		if err != nil {
+			writeError(w, err)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(OpenAPI)
-		return
-	}
-	collection := ""
-	switch {
-	case p == "/jobs" || strings.HasPrefix(p, "/jobs/"):
-		collection = "jobs"
-	case p == "/rules" || strings.HasPrefix(p, "/rules/"):
-		collection = "rules"
-	default:
-		writeError(w, ErrNotFound)
-		return
-	}
-	who, err := s.authenticate(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	if collection == "jobs" {
-		s.jobs(w, r, who)
-	} else {
-		s.rules(w, r, who)
+		if !who.Allows(id) {
+			writeError(w, errForbidden)
+			return
+		}
+		h(w, r, who, id)
 	}
 }
 
-var errUnauthorized = errorf(http.StatusUnauthorized, "unauthorized")
+var (
+	errUnauthorized = errorf(http.StatusUnauthorized, "unauthorized")
+	errForbidden    = errorf(http.StatusForbidden, "forbidden")
+)
 
 // authenticate checks the bearer token when auth is on. The secret is
 // compared by the backend in constant time, as AUTH is.
@@ -86,8 +109,7 @@ func (s *Server) authenticate(r *http.Request) (Identity, error) {
 	if !s.b.AuthEnabled() {
 		return all, nil
 	}
-	h := r.Header.Get("Authorization")
-	scheme, secret, ok := strings.Cut(h, " ")
+	scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
 		return Identity{}, errUnauthorized
 	}

@@ -180,7 +180,7 @@ func (d *Dispatcher) logOutcome(ex Execution, o store.Outcome) {
 		return
 	}
 	args := []any{"job", ex.JobID, "rule", ex.RuleID, "runner", ex.Runner.Kind.String(),
-		"duration", time.Duration(o.Duration)}
+		"duration", time.Duration(o.Duration).String()}
 	if t := targetOf(ex.Runner); t != "" {
 		args = append(args, "target", t)
 	}
