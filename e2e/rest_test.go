@@ -241,18 +241,18 @@ func TestREST_Rules(t *testing.T) {
 	}
 	// Errors: each names what is wrong.
 	for body, want := range map[string]string{
-		`{"pattern": "a.", "runner": {"type": "http", "method": "PATCH", "url": "http://x"}}`:                   "PATCH",
-		`{"pattern": "a.", "runner": {"type": "http", "method": "GET"}}`:                                        `"url"`,
-		`{"pattern": "a.", "runner": {"type": "redis", "url": "ftp://x", "command": "SET", "key": "k"}}`:        "redis://",
-		`{"pattern": "a.", "runner": {"type": "shell", "command": "x", "url": "http://x"}}`:                     `"url" is not a field of a shell runner`,
-		`{"pattern": "a.", "runner": {"type": "ftp"}}`:                                                          `unknown type "ftp"`,
-		`{"pattern": "a.", "runner": {"type": "amqp", "url": "amqp://h/", "exchange": "e"}}`:                    `"routing_key"`,
-		`{"pattern": "a.", "runner": {"type": "awf", "workflow": ""}}`:                                          "workflow",
-		`{"runner": {"type": "shell", "command": "x"}}`:                                                         `missing "pattern"`,
-		`{"pattern": "a."}`:                                                                                     `missing "runner"`,
-		`{"pattern": 5, "runner": {"type": "shell", "command": "x"}}`:                                           `"pattern"`,
-		`{"pattern": "a.", "runner": {"type": "direct", "executable": "/bin/x", "args": "not-a-list"}}`:         `args`,
-		`{"pattern": "a.", "runner": {"type": "shell", "command": "x"}, "extra": 1}`:                            `unknown field "extra"`,
+		`{"pattern": "a.", "runner": {"type": "http", "method": "PATCH", "url": "http://x"}}`:            "PATCH",
+		`{"pattern": "a.", "runner": {"type": "http", "method": "GET"}}`:                                 `"url"`,
+		`{"pattern": "a.", "runner": {"type": "redis", "url": "ftp://x", "command": "SET", "key": "k"}}`: "redis://",
+		`{"pattern": "a.", "runner": {"type": "shell", "command": "x", "url": "http://x"}}`:              `"url" is not a field of a shell runner`,
+		`{"pattern": "a.", "runner": {"type": "ftp"}}`:                                                   `unknown type "ftp"`,
+		`{"pattern": "a.", "runner": {"type": "amqp", "url": "amqp://h/", "exchange": "e"}}`:             `"routing_key"`,
+		`{"pattern": "a.", "runner": {"type": "awf", "workflow": ""}}`:                                   "workflow",
+		`{"runner": {"type": "shell", "command": "x"}}`:                                                  `missing "pattern"`,
+		`{"pattern": "a."}`: `missing "runner"`,
+		`{"pattern": 5, "runner": {"type": "shell", "command": "x"}}`:                                   `"pattern"`,
+		`{"pattern": "a.", "runner": {"type": "direct", "executable": "/bin/x", "args": "not-a-list"}}`: `args`,
+		`{"pattern": "a.", "runner": {"type": "shell", "command": "x"}, "extra": 1}`:                    `unknown field "extra"`,
 	} {
 		rc.expectError("PUT", "/rules/bad", body, 400, want)
 	}
