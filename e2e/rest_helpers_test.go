@@ -191,6 +191,7 @@ type restJob struct {
 		HTTPStatus *int   `json:"http_status"`
 		Error      string `json:"error"`
 		OutputTail string `json:"output_tail"`
+		Attempt    int    `json:"attempt"`
 	} `json:"last_outcome"`
 }
 

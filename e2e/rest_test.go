@@ -44,7 +44,7 @@ func TestREST_Jobs(t *testing.T) {
 	})
 	o := job.LastOutcome
 	if o == nil || o.ExitCode == nil || *o.ExitCode != 3 || o.Error != "exit status 3" || o.Succeeded ||
-		!strings.Contains(o.OutputTail, "to-out") || !strings.Contains(o.OutputTail, "to-err") || o.HTTPStatus != nil {
+		!strings.Contains(o.OutputTail, "to-out") || !strings.Contains(o.OutputTail, "to-err") || o.HTTPStatus != nil || o.Attempt != 1 {
 		t.Fatalf("last_outcome of a failed shell run: %+v", o)
 	}
 	// A job no rule matches fails with the reason in its outcome.
@@ -61,7 +61,7 @@ func TestREST_Jobs(t *testing.T) {
 	if got := cl.do("i INFO norule.1"); !strings.HasPrefix(got, "i OK failed 0 shard=") || !strings.Contains(got, `"error=no matching rule"`) || !strings.Contains(got, " rule= ") {
 		t.Fatalf("INFO norule.1: %q", got)
 	}
-	if got := cl.do("i INFO fail.1"); !strings.Contains(got, "rule=fail.r") || !strings.Contains(got, "exit_code=3") || !strings.Contains(got, `"error=exit status 3"`) || !strings.Contains(got, "to-out") {
+	if got := cl.do("i INFO fail.1"); !strings.Contains(got, "rule=fail.r") || !strings.Contains(got, "exit_code=3") || !strings.Contains(got, "attempt=1") || !strings.Contains(got, `"error=exit status 3"`) || !strings.Contains(got, "to-out") {
 		t.Fatalf("INFO fail.1: %q", got)
 	}
 	cl.expect("i INFO nothing.here", "i ERROR not found")

@@ -41,7 +41,7 @@ func TestReplyRoundTrip(t *testing.T) {
 		"jobs":     {Seq: 4, Kind: KindJobs, Jobs: []JobLine{{ID: "a", Status: store.Planned, Execution: 1}, {ID: "b", Status: store.Failed, Execution: 2}}},
 		"stat":     {Seq: 5, Kind: KindStat, Stat: Stat{JobsTotal: 9, JobsPlanned: 1, JobsTriggered: 2, JobsExecuted: 3, JobsFailed: 3, ExecutionsPending: 4, ExecutionsInflight: 5, Compression: "running"}},
 		"notowned": {Seq: 6, Kind: KindNotOwned},
-		"info":     {Seq: 7, Kind: KindInfo, Status: store.Failed, Execution: 9, Outcome: &store.Outcome{StartedAt: 1, Duration: 2, ExitCode: 3, HTTPStatus: 500, Error: "boom", Output: "out"}},
+		"info":     {Seq: 7, Kind: KindInfo, Status: store.Failed, Execution: 9, Outcome: &store.Outcome{StartedAt: 1, Duration: 2, ExitCode: 3, HTTPStatus: 500, Error: "boom", Output: "out", Attempt: 2}},
 		"info-new": {Seq: 8, Kind: KindInfo, Status: store.Planned, Execution: 9},
 		"page":     {Seq: 9, Kind: KindPage, More: true, Jobs: []JobLine{{ID: "a", Execution: 1}}},
 		"page-end": {Seq: 10, Kind: KindPage},

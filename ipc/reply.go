@@ -160,7 +160,7 @@ func (d *decoder) jobLines(out *[]JobLine) error {
 }
 
 // appendOutcome: has u8 (0 or 1), then started_at i64 | duration i64 |
-// exit_code i32 | http_status i32 | error str | output str.
+// exit_code i32 | http_status i32 | error str | output str | attempt u32.
 func appendOutcome(dst []byte, o *store.Outcome) []byte {
 	if o == nil {
 		return append(dst, 0)
@@ -171,7 +171,8 @@ func appendOutcome(dst []byte, o *store.Outcome) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(o.ExitCode))
 	dst = binary.BigEndian.AppendUint32(dst, uint32(o.HTTPStatus))
 	dst = appendStr(dst, o.Error)
-	return appendStr(dst, o.Output)
+	dst = appendStr(dst, o.Output)
+	return binary.BigEndian.AppendUint32(dst, o.Attempt)
 }
 
 func (d *decoder) outcome() (*store.Outcome, error) {
@@ -187,6 +188,7 @@ func (d *decoder) outcome() (*store.Outcome, error) {
 		ExitCode: int32(d.u32()), HTTPStatus: int32(d.u32())}
 	o.Error = d.str()
 	o.Output = d.str()
+	o.Attempt = d.u32()
 	return o, nil
 }
 

@@ -21,7 +21,7 @@ type Info struct {
 // AppendInfo appends INFO's reply on one line:
 //
 //	<rid> OK <status> <ns> shard=<n> rule=<id> [started_at=<ns> duration_ns=<n>
-//	  exit_code=<n> http_status=<n> error=<text> output=<tail>]
+//	  exit_code=<n> http_status=<n> attempt=<n> error=<text> output=<tail>]
 //
 // GET's two fields come first so a GET parser reads it too; every later
 // field is one key=value token (quoted when needed), the outcome's only
@@ -40,6 +40,7 @@ func AppendInfo(dst []byte, rid string, in Info) []byte {
 		dst = appendPair(dst, "duration_ns=", strconv.FormatInt(o.Duration, 10))
 		dst = appendPair(dst, "exit_code=", strconv.FormatInt(int64(o.ExitCode), 10))
 		dst = appendPair(dst, "http_status=", strconv.FormatInt(int64(o.HTTPStatus), 10))
+		dst = appendPair(dst, "attempt=", strconv.FormatUint(uint64(o.Attempt), 10))
 		dst = appendPair(dst, "error=", o.Error)
 		dst = appendPair(dst, "output=", o.Output)
 	}

@@ -30,7 +30,7 @@ func TestAppendInfoRetokenizes(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"r1", "OK", "failed", "42", "shard=3", "rule=my rule", "started_at=5", "duration_ns=6",
-		"exit_code=2", "http_status=0", "error=exit status 2", `output=line 1 said "no" \ bye`}
+		"exit_code=2", "http_status=0", "attempt=0", "error=exit status 2", `output=line 1 said "no" \ bye`}
 	if !slices.Equal(toks, want) {
 		t.Fatalf("got  %q\nwant %q", toks, want)
 	}

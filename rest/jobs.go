@@ -46,6 +46,7 @@ type outcomeView struct {
 	HTTPStatus  *int32 `json:"http_status,omitempty"`
 	Error       string `json:"error"`
 	OutputTail  string `json:"output_tail"`
+	Attempt     uint32 `json:"attempt"`
 }
 
 func viewOutcome(o *store.Outcome) *outcomeView {
@@ -53,7 +54,7 @@ func viewOutcome(o *store.Outcome) *outcomeView {
 		return nil
 	}
 	v := &outcomeView{StartedAt: formatNs(o.StartedAt), StartedAtNs: o.StartedAt, DurationNs: o.Duration,
-		Succeeded: o.Succeeded(), Error: o.Error, OutputTail: o.Output}
+		Succeeded: o.Succeeded(), Error: o.Error, OutputTail: o.Output, Attempt: o.Attempt}
 	if o.ExitCode >= 0 {
 		code := o.ExitCode
 		v.ExitCode = &code

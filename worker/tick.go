@@ -170,7 +170,7 @@ func (w *Worker) applyRemoteOutcome(o ipc.Outcome) {
 		return
 	}
 	if o.Requeue {
-		sh.jobs.Set(o.JobID, o.Execution) // due: the next tick triggers it here
+		sh.jobs.Replan(o.JobID, o.Execution) // due: the next tick triggers it here
 		return
 	}
 	st := store.Executed
