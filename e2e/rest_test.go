@@ -373,6 +373,13 @@ func TestREST_AuthNamespaces(t *testing.T) {
 	if len(l.Jobs) != 2 {
 		t.Fatalf("admin's jobs: %+v", l)
 	}
+	// INFO on the line protocol keeps to the namespace as GET does.
+	cl := dial(t, c.addr)
+	cl.expect("AUTH sk_deploy_a1b2c3", "OK")
+	cl.expect("i INFO other.1", "i ERROR forbidden")
+	if got := cl.do("i INFO deploy.1"); !strings.HasPrefix(got, "i OK planned 4102444800000000000 shard=") {
+		t.Fatalf("INFO deploy.1: %q", got)
+	}
 	deploy.expect("DELETE", "/jobs/deploy.1", "", 204, nil)
 	deploy.expect("DELETE", "/rules/deploy.r", "", 204, nil)
 }

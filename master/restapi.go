@@ -41,7 +41,12 @@ func (b restBackend) Authenticate(secret string) (rest.Identity, error) {
 	if err != nil {
 		return rest.Identity{}, rest.ErrBadSecret
 	}
-	return rest.Identity{Name: id.name, Namespace: id.namespace}, nil
+	return b.identity(id), nil
+}
+
+// identity is the line protocol's identity as the REST API's.
+func (restBackend) identity(id identity) rest.Identity {
+	return rest.Identity{Name: id.name, Namespace: id.namespace}
 }
 
 // workerError turns a worker's error reply into the backend's error.

@@ -68,3 +68,16 @@ func TestMergePagesWalksEveryIDOnce(t *testing.T) {
 		}
 	}
 }
+
+// The REST API applies a token's namespace exactly as the line protocol.
+func TestRESTIdentityIsTheLineProtocols(t *testing.T) {
+	for _, ns := range []string{"*", "a.", "a", "", "a.b/"} {
+		line := identity{namespace: ns}
+		r := restBackend{}.identity(line)
+		for _, id := range []string{"", "a", "a.", "a.x", "b.x", "*", "a.b/c", "A.x"} {
+			if r.Allows(id) != line.allows(id) {
+				t.Errorf("namespace %q, id %q: REST says %v, line protocol %v", ns, id, r.Allows(id), line.allows(id))
+			}
+		}
+	}
+}
