@@ -25,7 +25,7 @@ func (w *Worker) tick(now time.Time) {
 			if t.exec == nil {
 				// Due with no rule: failed without running. Logged here,
 				// the runner logs the failures of executions it ran.
-				w.log.Warn("execution failed", "job", t.record.Job.ID, "rule", "", "runner", "", "error", t.record.Job.Outcome.Error)
+				w.dispatch.Failures().Warn("execution failed", "job", t.record.Job.ID, "rule", "", "runner", "", "error", t.record.Job.Outcome.Error)
 			}
 			if t.exec != nil {
 				t.exec.Shard = sh.id

@@ -101,6 +101,7 @@ type Dispatcher struct {
 	redis   *RedisRunner
 	amqp    *AMQPRunner
 	http    *HTTPRunner
+	fails   *FailureLog
 }
 
 var _ Runner = (*Dispatcher)(nil)
@@ -111,7 +112,7 @@ func New(cfg Config, log hclog.Logger) *Dispatcher {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	d := &Dispatcher{cfg: cfg, log: log}
+	d := &Dispatcher{cfg: cfg, log: log, fails: NewFailureLog(log)}
 	d.http = NewHTTPRunner(cfg.NetworkTimeout)
 	d.redis = NewRedisRunner(cfg.NetworkTimeout, log.Named("redis"))
 	d.amqp = NewAMQPRunner(cfg.NetworkTimeout, log.Named("amqp"))
@@ -194,11 +195,15 @@ func (d *Dispatcher) logOutcome(ex Execution, o store.Outcome) {
 		args = append(args, "error", o.Error)
 	}
 	if failed {
-		d.log.Warn("execution failed", args...)
+		d.fails.Warn("execution failed", args...)
 		return
 	}
 	d.log.Debug("execution succeeded", args...)
 }
+
+// Failures is the rate-limited warn log of failed executions, for failures
+// that never reach a runner (a due job without a rule).
+func (d *Dispatcher) Failures() *FailureLog { return d.fails }
 
 // Close closes the cached network clients (redis clients, AMQP connections,
 // idle HTTP connections). Executions still running finish first on their
