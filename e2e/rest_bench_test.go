@@ -18,8 +18,9 @@ import (
 // BenchmarkREST: PUT /jobs/{id} and GET /jobs/{id} over keep-alive
 // connections (16 clients, one request in flight each, as HTTP/1.1 has no
 // pipelining), beside line-protocol SET with the same shape against the
-// same cluster in the same run: x-line-set is the ratio to it. cpu-µs/op
-// is the server's CPU (master and workers) per request.
+// same cluster in the same run: x-line-set is the ratio to it. GET /health
+// (answered by the master alone) is the HTTP listener's own ceiling.
+// cpu-µs/op is the server's CPU (master and workers) per request.
 //
 //	go test -run '^$' -bench BenchmarkREST -benchtime 40000x ./e2e
 func BenchmarkREST(b *testing.B) {
@@ -46,7 +47,7 @@ func BenchmarkREST(b *testing.B) {
 	tr := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	run := func(b *testing.B, method string, body func(i int) string, want int) {
+	run := func(b *testing.B, method string, path, body func(i int) string, want int) {
 		cpu0 := serverCPU(c)
 		start := time.Now()
 		var next atomic.Int64
@@ -65,7 +66,7 @@ func BenchmarkREST(b *testing.B) {
 					if s := body(i); s != "" {
 						rd = strings.NewReader(s)
 					}
-					req, err := http.NewRequest(method, fmt.Sprintf("%s/jobs/rest.%d", base, i), rd)
+					req, err := http.NewRequest(method, base+path(i), rd)
 					if err != nil {
 						errs <- err
 						return
@@ -96,11 +97,16 @@ func BenchmarkREST(b *testing.B) {
 			b.ReportMetric(rate/lineSet, "x-line-set")
 		}
 	}
+	none := func(int) string { return "" }
+	job := func(i int) string { return fmt.Sprintf("/jobs/rest.%d", i) }
+	b.Run("health", func(b *testing.B) {
+		run(b, http.MethodGet, func(int) string { return "/health" }, none, 200)
+	})
 	b.Run("put", func(b *testing.B) {
-		run(b, http.MethodPut, func(int) string { return `{"execution": "2100-01-01T00:00:00Z"}` }, 200)
+		run(b, http.MethodPut, job, func(int) string { return `{"execution": "2100-01-01T00:00:00Z"}` }, 200)
 	})
 	b.Run("get", func(b *testing.B) {
-		run(b, http.MethodGet, func(int) string { return "" }, 200)
+		run(b, http.MethodGet, job, none, 200)
 	})
 }
 
