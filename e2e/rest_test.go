@@ -7,6 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -415,5 +418,65 @@ func TestREST_ShardUnavailable(t *testing.T) {
 			rc.expect("PUT", "/jobs/"+id, `{"execution": 1}`, 200, nil)
 			break
 		}
+	}
+}
+
+// TestREST_PhasedRestart: REST requests keep succeeding while SIGUSR1
+// replaces every worker: requests for a moving shard are held, not failed,
+// exactly as on the line protocol.
+func TestREST_PhasedRestart(t *testing.T) {
+	c, rc := restCluster(t, "")
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var done atomic.Int64
+	fails := make(chan string, 8)
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20000; i++ { // bounded; stopped once the rollout is over
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				path := fmt.Sprintf("/jobs/pr%d.%d", g, i)
+				if code, body := rc.do("PUT", path, `{"execution": 4102444800000000000}`); code != 200 {
+					fails <- fmt.Sprintf("PUT %s: %d %s", path, code, body)
+					return
+				}
+				if code, body := rc.do("GET", path, ""); code != 200 {
+					fails <- fmt.Sprintf("GET %s: %d %s", path, code, body)
+					return
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	waitFor(t, 30*time.Second, "load running", func() bool { return done.Load() > 200 })
+	c.cmd.Process.Signal(syscall.SIGUSR1)
+	waitFor(t, 60*time.Second, "phased restart done", func() bool {
+		return strings.Contains(c.logs.String(), "phased restart done")
+	})
+	at := done.Load()
+	waitFor(t, 30*time.Second, "load after the rollout", func() bool { return done.Load() > at+200 })
+	close(stop)
+	wg.Wait()
+	close(fails)
+	for f := range fails {
+		t.Error(f)
+	}
+	listed, q := 0, "/jobs?prefix=pr&limit=10000"
+	for range 100 {
+		var l restJobList
+		rc.expect("GET", q, "", 200, &l)
+		listed += len(l.Jobs)
+		if l.NextCursor == nil {
+			break
+		}
+		q = "/jobs?prefix=pr&limit=10000&cursor=" + url.QueryEscape(*l.NextCursor)
+	}
+	if int64(listed) < done.Load() {
+		t.Fatalf("%d jobs listed, %d acknowledged", listed, done.Load())
 	}
 }
