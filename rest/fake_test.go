@@ -17,6 +17,10 @@ type memBackend struct {
 	rules       *store.Rules
 	tokens      map[string]Identity // secret → identity; nil = auth off
 	unavailable bool                // every job and rule change fails as a dead shard would
+	// block, when set, holds every GetJob until it is closed (a slow
+	// shard, to fill the listener's concurrency limit).
+	block chan struct{}
+	held  chan struct{} // a token per GetJob being held
 }
 
 func newMemBackend(tokens map[string]Identity) *memBackend {
@@ -45,6 +49,10 @@ func (b *memBackend) Authenticate(secret string) (Identity, error) {
 }
 
 func (b *memBackend) GetJob(_ context.Context, id string) (Job, error) {
+	if b.block != nil {
+		b.held <- struct{}{}
+		<-b.block
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.unavailable {

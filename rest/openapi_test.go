@@ -11,11 +11,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/tockd/tock/httpapi"
 	"github.com/tockd/tock/store"
@@ -210,6 +212,7 @@ func TestOpenAPIDescribesTheServer(t *testing.T) {
 			}
 		})
 	}
+	busyProbes(t, doc, seen)
 	for p, item := range doc.Paths.Map() {
 		for m, op := range item.Operations() {
 			for code := range op.Responses.Map() {
@@ -299,6 +302,73 @@ func TestEveryRouteIsDocumented(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 404 {
 			t.Errorf("GET %s: %d, want 404", p, resp.StatusCode)
+		}
+	}
+}
+
+// busyProbes fills the HTTP listener's concurrency limit with requests held
+// by a slow backend, then calls every operation: each is answered 503 with
+// the documented error shape.
+func busyProbes(t *testing.T, doc *openapi3.T, seen map[string]bool) {
+	b := fixture()
+	b.block, b.held = make(chan struct{}), make(chan struct{}, httpapi.MaxConcurrent)
+	ln, err := httpapi.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httpapi.NewServer(ln, New(b, nil).Handler(), hclog.NewNullLogger())
+	srv.Serve()
+	defer srv.Shutdown(context.Background())
+	base := "http://" + ln.Addr().String()
+	hc := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 0}}
+	var wg sync.WaitGroup
+	for range httpapi.MaxConcurrent {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("GET", base+"/jobs/a.1", nil)
+			req.Header.Set("Authorization", "Bearer "+adminSecret)
+			if resp, err := hc.Do(req); err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	for range httpapi.MaxConcurrent {
+		<-b.held // every slot is taken
+	}
+	defer wg.Wait()
+	defer close(b.block)
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			url := base + strings.ReplaceAll(path, "{id}", "a.1")
+			req, err := http.NewRequest(method, url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+				t.Errorf("%s %s while busy: %d %s", method, path, resp.StatusCode, body)
+				continue
+			}
+			params := map[string]string{}
+			if strings.Contains(path, "{id}") {
+				params["id"] = "a.1"
+			}
+			route := &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}
+			in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+				Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
+			out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: 503, Header: resp.Header,
+				Body: io.NopCloser(bytes.NewReader(body)), Options: &openapi3filter.Options{IncludeResponseStatus: true}}
+			if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+				t.Errorf("%s %s while busy: %v", method, path, err)
+			}
+			seen[op.OperationID+" 503"] = true
 		}
 	}
 }
