@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"hash/fnv"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/tockd/tock/store"
@@ -158,4 +160,8 @@ func (b *memBackend) complete(id string, st store.Status, o *store.Outcome) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.shards[b.shard(id)].SetStatus(id, st, o)
+}
+
+func sortJobs(js []store.Job) {
+	slices.SortFunc(js, func(a, b store.Job) int { return strings.Compare(a.ID, b.ID) })
 }
