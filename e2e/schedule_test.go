@@ -107,6 +107,9 @@ func TestSchedule_NoRerunAfterRestart(t *testing.T) {
 	c.start()
 	cl = dial(t, c.addr)
 	cl.expect("r3 GET re.first", "r3 OK executed 0")
+	if got := cl.do("i INFO re.first"); !strings.Contains(got, " attempt=1 ") {
+		t.Fatalf("INFO after a restart: %q, want the outcome's attempt=1 kept", got)
+	}
 	// A marker job scheduled after the restart: once it ran, any re-run of
 	// re.first would have happened (replay precedes serving).
 	cl.expect("r4 SET re.marker 0", "r4 OK")
@@ -134,5 +137,9 @@ func TestSchedule_KillWorkerDuringExecution(t *testing.T) {
 	lines := readLines(out)
 	if strings.Join(lines, ",") != "start,start,done" {
 		t.Fatalf("runs: %q, want the killed run cut short and exactly one re-run", lines)
+	}
+	// The outcome says it came from the second attempt.
+	if got := cl.do("i INFO long.job"); !strings.Contains(got, " attempt=2 ") {
+		t.Fatalf("INFO after the re-run: %q, want attempt=2", got)
 	}
 }

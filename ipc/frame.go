@@ -9,7 +9,7 @@ import (
 )
 
 // ProtoVersion is the version of this wire protocol; see the package doc.
-const ProtoVersion = 1
+const ProtoVersion = 2 // 2: OpInfo, OpList, KindInfo, KindPage
 
 // MaxFrame bounds a frame's length field (type byte + payload).
 const MaxFrame = 256 << 20

@@ -20,6 +20,8 @@ func TestRequestRoundTrip(t *testing.T) {
 		"query": {Seq: 3, Op: OpQuery, Shard: AllShards, Key: ""},
 		"stat":  {Seq: 1 << 60, Op: OpStat, Shard: AllShards},
 		"neg":   {Seq: 4, Op: OpSet, Shard: 1, Key: "past", Execution: -5},
+		"info":  {Seq: 5, Op: OpInfo, Shard: 2, Key: "a b/c"},
+		"list":  {Seq: 6, Op: OpList, Shard: 7, Key: "a.", After: "a.5", Limit: 1000, Statuses: 1 << 3},
 	}
 	for name, r := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -39,6 +41,10 @@ func TestReplyRoundTrip(t *testing.T) {
 		"jobs":     {Seq: 4, Kind: KindJobs, Jobs: []JobLine{{ID: "a", Status: store.Planned, Execution: 1}, {ID: "b", Status: store.Failed, Execution: 2}}},
 		"stat":     {Seq: 5, Kind: KindStat, Stat: Stat{JobsTotal: 9, JobsPlanned: 1, JobsTriggered: 2, JobsExecuted: 3, JobsFailed: 3, ExecutionsPending: 4, ExecutionsInflight: 5, Compression: "running"}},
 		"notowned": {Seq: 6, Kind: KindNotOwned},
+		"info":     {Seq: 7, Kind: KindInfo, Status: store.Failed, Execution: 9, Outcome: &store.Outcome{StartedAt: 1, Duration: 2, ExitCode: 3, HTTPStatus: 500, Error: "boom", Output: "out", Attempt: 2}},
+		"info-new": {Seq: 8, Kind: KindInfo, Status: store.Planned, Execution: 9},
+		"page":     {Seq: 9, Kind: KindPage, More: true, Jobs: []JobLine{{ID: "a", Execution: 1}}},
+		"page-end": {Seq: 10, Kind: KindPage},
 	}
 	for name, r := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -140,6 +146,9 @@ func FuzzDecodeFrame(f *testing.F) {
 	f.Add(AppendFrame(nil, TypeReply, AppendReply(nil, Reply{Seq: 1, Kind: KindJobs, Jobs: []JobLine{{ID: "x", Execution: 3}}})))
 	f.Add(AppendFrame(nil, TypeStatus, []byte(`{"jobs_total":3}`)))
 	f.Add([]byte{0, 0, 0, 0})
+	f.Add(AppendFrame(nil, TypeRequest, AppendRequest(nil, Request{Seq: 1, Op: OpList, Shard: 2, Key: "a.", After: "a.b", Limit: 10})))
+	f.Add(AppendFrame(nil, TypeReply, AppendReply(nil, Reply{Seq: 1, Kind: KindInfo, Outcome: &store.Outcome{Error: "x"}})))
+	f.Add(AppendFrame(nil, TypeReply, AppendReply(nil, Reply{Seq: 1, Kind: KindPage, More: true, Jobs: []JobLine{{ID: "x"}}})))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r := bufio.NewReader(bytes.NewReader(in))
 		for {

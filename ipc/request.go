@@ -18,6 +18,13 @@ const (
 	OpRemove Op = 3
 	OpQuery  Op = 4 // Key is the prefix; Shard is AllShards
 	OpStat   Op = 5 // Shard is AllShards
+	// OpInfo is a GET that also returns the job's last outcome (INFO and
+	// the REST API's job read).
+	OpInfo Op = 6
+	// OpList is one page of a paged listing of one shard: the jobs whose id
+	// starts with Key and is greater than After, in id order, at most Limit,
+	// filtered by Statuses (a bit per store.Status; 0 = every status).
+	OpList Op = 7
 )
 
 // AllShards in Request.Shard addresses every shard the worker owns.
@@ -35,6 +42,10 @@ func (o Op) String() string {
 		return "query"
 	case OpStat:
 		return "stat"
+	case OpInfo:
+		return "info"
+	case OpList:
+		return "list"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -49,19 +60,30 @@ type Request struct {
 	Shard     int
 	Key       string // job id, or prefix for OpQuery
 	Execution int64  // OpSet
+	// OpList only.
+	After    string
+	Limit    int32
+	Statuses uint8
 }
 
 // ErrMalformed marks a payload that does not decode.
 var ErrMalformed = errors.New("ipc: malformed payload")
 
 // AppendRequest appends r's binary payload:
-// seq u64 | op u8 | shard i32 | key u32-len bytes | execution i64.
+// seq u64 | op u8 | shard i32 | key u32-len bytes | execution i64, and for
+// OpList: after u32-len bytes | limit i32 | statuses u8.
 func AppendRequest(dst []byte, r Request) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, r.Seq)
 	dst = append(dst, byte(r.Op))
 	dst = binary.BigEndian.AppendUint32(dst, uint32(int32(r.Shard)))
 	dst = appendStr(dst, r.Key)
-	return binary.BigEndian.AppendUint64(dst, uint64(r.Execution))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(r.Execution))
+	if r.Op == OpList {
+		dst = appendStr(dst, r.After)
+		dst = binary.BigEndian.AppendUint32(dst, uint32(r.Limit))
+		dst = append(dst, r.Statuses)
+	}
+	return dst
 }
 
 // DecodeRequest decodes a Request payload.
@@ -70,10 +92,15 @@ func DecodeRequest(p []byte) (Request, error) {
 	r := Request{Seq: d.u64(), Op: Op(d.u8()), Shard: int(int32(d.u32()))}
 	r.Key = d.str()
 	r.Execution = int64(d.u64())
+	if r.Op == OpList {
+		r.After = d.str()
+		r.Limit = int32(d.u32())
+		r.Statuses = d.u8()
+	}
 	if err := d.finish(); err != nil {
 		return Request{}, fmt.Errorf("request: %w", err)
 	}
-	if r.Op < OpSet || r.Op > OpStat {
+	if r.Op < OpSet || r.Op > OpList {
 		return Request{}, fmt.Errorf("request: %w: unknown op %d", ErrMalformed, r.Op)
 	}
 	return r, nil

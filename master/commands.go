@@ -48,6 +48,8 @@ func (s *session) dispatch(c *call, line []byte) (closeConn bool) {
 		m.routeJob(c, cmd, ipc.Request{Op: ipc.OpGet, Key: cmd.ID})
 	case protocol.OpRemove:
 		m.routeJob(c, cmd, ipc.Request{Op: ipc.OpRemove, Key: cmd.ID})
+	case protocol.OpInfo:
+		m.info(c, cmd)
 	case protocol.OpQuery:
 		// A bounded number of QUERYs in flight per connection: each reply
 		// may hold the whole matching job set.
@@ -107,7 +109,7 @@ func (s *session) authenticate(c *call, cmd protocol.Command) (closeConn bool) {
 // filtered instead; STAT is open.
 func (s *session) permitted(cmd protocol.Command) bool {
 	switch cmd.Op {
-	case protocol.OpSet, protocol.OpGet, protocol.OpRemove, protocol.OpRemoveRule:
+	case protocol.OpSet, protocol.OpGet, protocol.OpRemove, protocol.OpRemoveRule, protocol.OpInfo:
 		return s.id.allows(cmd.ID)
 	case protocol.OpRuleSet:
 		return s.id.allows(cmd.Rule.ID) && s.id.allows(cmd.Rule.Pattern)

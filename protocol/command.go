@@ -34,12 +34,15 @@ const (
 	// OpAuth is `AUTH <secret>` (BareAuth) or `<rid> AUTH <secret>`
 	// (Secret).
 	OpAuth
+	// OpInfo is `<rid> INFO <job>` (ID), tock's own: GET plus the job's
+	// shard, matching rule and last outcome (see info.go).
+	OpInfo
 )
 
 var opNames = [...]string{
 	OpSet: "SET", OpGet: "GET", OpQuery: "QUERY", OpRemove: "REMOVE",
 	OpRuleSet: "RULE SET", OpRemoveRule: "REMOVERULE", OpListRules: "LISTRULES",
-	OpStat: "STAT", OpAuth: "AUTH",
+	OpStat: "STAT", OpAuth: "AUTH", OpInfo: "INFO",
 }
 
 // String returns the instruction as written on the wire ("SET", "RULE SET").
@@ -141,6 +144,9 @@ func parse(line []byte, bareAuth bool) (Command, *Error) {
 		c.ID, reason = jobID(args)
 	case "REMOVE":
 		c.Op = OpRemove
+		c.ID, reason = jobID(args)
+	case "INFO":
+		c.Op = OpInfo
 		c.ID, reason = jobID(args)
 	case "QUERY":
 		c.Op = OpQuery

@@ -121,7 +121,7 @@ func FormatCommand(c Command) string {
 	case OpSet:
 		b = AppendToken(append(b, ' '), c.ID)
 		b = strconv.AppendInt(append(b, ' '), c.Execution, 10)
-	case OpGet, OpRemove, OpRemoveRule:
+	case OpGet, OpRemove, OpRemoveRule, OpInfo:
 		b = AppendToken(append(b, ' '), c.ID)
 	case OpQuery:
 		if c.Prefix != "" {

@@ -32,6 +32,9 @@ type entry struct {
 	outcome *Outcome
 	heapIdx int32 // index in due while Planned, else -1
 	status  Status
+	// attempts counts the runs started since the last SET (in the
+	// padding: the entry stays 48 bytes).
+	attempts uint16
 }
 
 func (e *entry) job() Job {
@@ -79,9 +82,38 @@ func (j *Jobs) upsert(id string, execution int64, status Status) uint64 {
 		}
 		return e.seq
 	}
-	e.exec, e.seq = execution, j.seq
+	e.exec, e.seq, e.attempts = execution, j.seq, 0
 	j.transition(e, status)
 	return e.seq
+}
+
+// Replan plans job id again at execution without starting a new schedule:
+// a run that was cut short (its worker died or stopped) runs again, and its
+// attempt count goes on. It returns the new generation; false when the job
+// does not exist.
+func (j *Jobs) Replan(id string, execution int64) (uint64, bool) {
+	e := j.byID[id]
+	if e == nil {
+		return 0, false
+	}
+	j.seq++
+	e.exec, e.seq = execution, j.seq
+	j.transition(e, Planned)
+	return e.seq, true
+}
+
+// started counts a run of e.
+func (e *entry) started() {
+	if e.attempts < ^uint16(0) {
+		e.attempts++
+	}
+}
+
+// stamp gives o the attempt that produced it when it carries none.
+func (e *entry) stamp(o *Outcome) {
+	if o != nil && o.Attempt == 0 {
+		o.Attempt = uint32(e.attempts)
+	}
 }
 
 // transition moves e to status, keeping counts and the due heap in step.
@@ -148,6 +180,7 @@ func (j *Jobs) PopDue(now int64, max int, fn func(job Job, gen uint64)) int {
 			break
 		}
 		j.transition(e, Triggered)
+		e.started()
 		n++
 		if fn != nil {
 			fn(e.job(), e.seq)
@@ -179,6 +212,7 @@ func (j *Jobs) Complete(id string, gen uint64, status Status, o *Outcome) bool {
 	}
 	j.transition(e, status)
 	if o != nil {
+		e.stamp(o)
 		e.outcome = o
 	}
 	return true
@@ -192,8 +226,14 @@ func (j *Jobs) SetStatus(id string, status Status, o *Outcome) bool {
 	if e == nil || !status.Valid() {
 		return false
 	}
+	if status == Triggered {
+		// Replaying a trigger; a second one in a row is the re-run of a
+		// job whose worker died while it ran.
+		e.started()
+	}
 	j.transition(e, status)
 	if o != nil {
+		e.stamp(o)
 		e.outcome = o
 	}
 	return true

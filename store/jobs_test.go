@@ -318,3 +318,63 @@ func TestJobEntryStaysSmall(t *testing.T) {
 		t.Fatalf("entry is %d bytes, want <= 48", size)
 	}
 }
+
+// A job is one SET's schedule: its attempts count the runs started since
+// that SET, a run cut short and planned again (Replan) counts on, a new
+// SET starts again from zero, and the outcome carries its attempt, also
+// through the log and a compaction.
+func TestAttempts(t *testing.T) {
+	j := NewJobs()
+	j.Set("a", 1)
+	run := func() (uint64, bool) {
+		var gen uint64
+		n := j.PopDue(10, 0, func(job Job, g uint64) { gen = g })
+		return gen, n == 1
+	}
+	if _, ok := run(); !ok {
+		t.Fatal("not due")
+	}
+	j.Replan("a", 1) // the worker died: the job runs again
+	gen, _ := run()
+	o := &Outcome{Error: "boom"}
+	if !j.Complete("a", gen, Failed, o) || o.Attempt != 2 {
+		t.Fatalf("second run's outcome: attempt %d", o.Attempt)
+	}
+	// Logged and replayed, or compacted and replayed, it keeps its attempt.
+	b, err := AppendRecord(nil, Record{Type: RecordStatus, Job: Job{ID: "a", Execution: 1, Status: Failed, Outcome: o}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := DecodeRecord(b)
+	if err != nil || rec.Job.Outcome.Attempt != 2 {
+		t.Fatalf("decoded %+v, %v", rec.Job.Outcome, err)
+	}
+	again := NewJobs()
+	for _, r := range j.Records(nil) {
+		again.Apply(r)
+	}
+	if got, _ := again.Get("a"); got.Outcome == nil || got.Outcome.Attempt != 2 {
+		t.Fatalf("after compaction: %+v", got.Outcome)
+	}
+	// Replaying a log of SET, trigger, trigger (a crash), outcome without
+	// an attempt (an older tock) counts the triggers.
+	old := NewJobs()
+	old.Apply(Record{Type: RecordJob, Job: Job{ID: "b", Execution: 1, Status: Planned}})
+	old.Apply(Record{Type: RecordStatus, Job: Job{ID: "b", Execution: 1, Status: Triggered}})
+	old.Apply(Record{Type: RecordStatus, Job: Job{ID: "b", Execution: 1, Status: Triggered}})
+	old.Apply(Record{Type: RecordStatus, Job: Job{ID: "b", Execution: 1, Status: Executed, Outcome: &Outcome{}}})
+	if got, _ := old.Get("b"); got.Outcome.Attempt != 2 {
+		t.Fatalf("replayed attempts: %d", got.Outcome.Attempt)
+	}
+	// A new SET is a new schedule.
+	j.Set("a", 5)
+	gen, _ = run()
+	o = &Outcome{}
+	j.Complete("a", gen, Executed, o)
+	if o.Attempt != 1 {
+		t.Fatalf("after a new SET: attempt %d", o.Attempt)
+	}
+	if s := unsafe.Sizeof(entry{}); s != 48 {
+		t.Fatalf("entry is %d bytes, want 48", s)
+	}
+}

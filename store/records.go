@@ -23,8 +23,10 @@ const (
 	RecordRuleRemoval RecordType = 0x03
 	// RecordStatus is a status change of an existing job, with the outcome
 	// of its execution when there is one: str id, i64 execution, u8 status,
-	// u8 has_outcome, then if has_outcome is 1: i64 started_at,
-	// i64 duration, i32 exit_code, i32 http_status, str error, str output.
+	// u8 has_outcome, then if has_outcome is 1 or 2: i64 started_at,
+	// i64 duration, i32 exit_code, i32 http_status, str error, str output,
+	// and if it is 2: u32 attempt (1 is written for an outcome without
+	// one, so older logs read unchanged).
 	RecordStatus RecordType = 0x04
 )
 
@@ -111,13 +113,21 @@ func appendOutcome(dst []byte, o *Outcome) []byte {
 	if o == nil {
 		return append(dst, 0)
 	}
-	dst = append(dst, 1)
+	has := byte(1)
+	if o.Attempt > 0 {
+		has = 2
+	}
+	dst = append(dst, has)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(o.StartedAt))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(o.Duration))
 	dst = binary.BigEndian.AppendUint32(dst, uint32(o.ExitCode))
 	dst = binary.BigEndian.AppendUint32(dst, uint32(o.HTTPStatus))
 	dst = appendStr(dst, truncateHead(o.Error, maxString))
-	return appendStr(dst, truncateTail(o.Output, maxString))
+	dst = appendStr(dst, truncateTail(o.Output, maxString))
+	if has == 2 {
+		dst = binary.BigEndian.AppendUint32(dst, o.Attempt)
+	}
+	return dst
 }
 
 // truncateHead keeps the first at most n bytes of s, cut at a UTF-8
@@ -185,11 +195,12 @@ func (r *fieldReader) job() Job {
 }
 
 func (r *fieldReader) outcome() *Outcome {
-	switch has := r.u8("has_outcome"); {
+	has := r.u8("has_outcome")
+	switch {
 	case r.err != nil || has == 0:
 		return nil
-	case has != 1:
-		r.fail("has_outcome is %d, want 0 or 1", has)
+	case has != 1 && has != 2:
+		r.fail("has_outcome is %d, want 0, 1 or 2", has)
 		return nil
 	}
 	o := &Outcome{
@@ -199,6 +210,12 @@ func (r *fieldReader) outcome() *Outcome {
 		HTTPStatus: r.i32("http_status"),
 		Error:      r.str("error"),
 		Output:     r.str("output"),
+	}
+	if has == 2 {
+		o.Attempt = uint32(r.i32("attempt"))
+		if r.err == nil && o.Attempt == 0 {
+			r.fail("attempt is 0 with has_outcome 2")
+		}
 	}
 	if r.err != nil {
 		return nil

@@ -117,7 +117,7 @@ func TestDecodeRecordRejects(t *testing.T) {
 		{"awf trailing", "01 00 01 72 00 00 03 00 01 61 00 00 00", "1 trailing bytes"},
 		{"job removal truncated", "02 00 02 78", "truncated id"},
 		{"rule removal trailing", "03 00 01 78 79", "1 trailing bytes"},
-		{"status has_outcome 2", "04 00 01 78 00 00 00 00 00 00 00 01 02 02", "has_outcome is 2"},
+		{"status has_outcome 3", "04 00 01 78 00 00 00 00 00 00 00 01 02 03", "has_outcome is 3"},
 		{"status missing has_outcome", "04 00 01 78 00 00 00 00 00 00 00 01 02", "truncated has_outcome"},
 		{"status unknown status", "04 00 01 78 00 00 00 00 00 00 00 01 07 00", "unknown status 7"},
 		{"status truncated outcome", "04 00 01 78 00 00 00 00 00 00 00 01 02 01 00 00", "truncated started_at"},

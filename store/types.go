@@ -109,6 +109,10 @@ type Outcome struct {
 	Error string
 	// Output is a bounded tail of a process runner's combined output.
 	Output string
+	// Attempt is which run of the job's current schedule this was: 1 for
+	// the first, more when the job ran again after a crash (delivery is
+	// at-least-once). 0 when unknown (an outcome logged by an older tock).
+	Attempt uint32
 }
 
 // Succeeded reports whether the execution succeeded.

@@ -26,6 +26,15 @@ func (w *Worker) handleRequest(req ipc.Request) {
 			return
 		}
 		w.reply(ipc.Reply{Seq: req.Seq, Kind: ipc.KindJob, Status: j.Status, Execution: j.Execution})
+	case ipc.OpInfo:
+		j, ok := sh.jobs.Get(req.Key)
+		if !ok {
+			w.reply(ipc.Reply{Seq: req.Seq, Kind: ipc.KindError, Err: "not found"})
+			return
+		}
+		w.reply(ipc.Reply{Seq: req.Seq, Kind: ipc.KindInfo, Status: j.Status, Execution: j.Execution, Outcome: j.Outcome})
+	case ipc.OpList:
+		w.reply(listPage(sh, req))
 	case ipc.OpSet:
 		sh.remember(req.Key)
 		sh.jobs.Set(req.Key, req.Execution)
@@ -137,4 +146,22 @@ func (w *Worker) notServed(req ipc.Request) ipc.Reply {
 		return ipc.Reply{Seq: req.Seq, Kind: ipc.KindError, Err: "shard unavailable: " + reason}
 	}
 	return ipc.Reply{Seq: req.Seq, Kind: ipc.KindNotOwned}
+}
+
+// maxPageBytes bounds the ids of one shard's page, so a page of long ids
+// stays a reasonable frame; the master asks again after the last one.
+const maxPageBytes = 1 << 20
+
+// listPage answers one shard's share of a paged listing.
+func listPage(sh *shard, req ipc.Request) ipc.Reply {
+	page, more := sh.jobs.Page(store.PageQuery{Prefix: req.Key, After: req.After, Limit: int(req.Limit),
+		Statuses: req.Statuses, MaxBytes: maxPageBytes})
+	r := ipc.Reply{Seq: req.Seq, Kind: ipc.KindPage, More: more}
+	if len(page) > 0 {
+		r.Jobs = make([]ipc.JobLine, len(page))
+		for i, j := range page {
+			r.Jobs[i] = ipc.JobLine{ID: j.ID, Status: j.Status, Execution: j.Execution}
+		}
+	}
+	return r
 }

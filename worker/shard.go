@@ -84,7 +84,7 @@ func openShard(set ipc.Settings, n int, running map[string]int64, pre *staged, l
 		if exec, ok := running[j.ID]; ok && exec == j.Execution {
 			continue // still running in the old owner; its outcome will come
 		}
-		sh.jobs.Set(j.ID, j.Execution)
+		sh.jobs.Replan(j.ID, j.Execution) // a second attempt, not a new schedule
 	}
 	log.Debug("shard opened", "shard", n, "records", res.Records, "from", from, "jobs", sh.jobs.Len(), "rerun", len(rerun))
 	return sh, nil

@@ -23,6 +23,11 @@ func (w *Worker) tick(now time.Time) {
 			w.lateness.add(ns - t.record.Job.Execution)
 			w.metrics.triggered(ns - t.record.Job.Execution)
 			w.queue(sh, t.record)
+			if t.exec == nil {
+				// Due with no rule: failed without running. Logged here,
+				// the runner logs the failures of executions it ran.
+				w.dispatch.Failures().Warn("execution failed", "job", t.record.Job.ID, "rule", "", "runner", "", "error", t.record.Job.Outcome.Error)
+			}
 			if t.exec != nil {
 				t.exec.Shard = sh.id
 				w.track(sh.id, t.exec.JobID, t.exec.Execution)
@@ -167,7 +172,7 @@ func (w *Worker) applyRemoteOutcome(o ipc.Outcome) {
 		return
 	}
 	if o.Requeue {
-		sh.jobs.Set(o.JobID, o.Execution) // due: the next tick triggers it here
+		sh.jobs.Replan(o.JobID, o.Execution) // due: the next tick triggers it here
 		return
 	}
 	st := store.Executed

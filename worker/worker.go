@@ -156,6 +156,7 @@ func (w *Worker) loop() error {
 			w.applyResults()
 		case <-beat.C:
 			w.sendStatus()
+			w.dispatch.Failures().Flush()
 		case batch := <-w.stagedCh:
 			var shards []int
 			for _, st := range batch {

@@ -452,7 +452,11 @@ func appendDumpTextOutcome(b []byte, o *store.Outcome) []byte {
 	b = strconv.AppendInt(append(b, " exit_code="...), int64(o.ExitCode), 10)
 	b = strconv.AppendInt(append(b, " http_status="...), int64(o.HTTPStatus), 10)
 	b = strconv.AppendQuote(append(b, " error="...), o.Error)
-	return strconv.AppendQuote(append(b, " output="...), outputTail(o.Output, textOutputTail))
+	b = strconv.AppendQuote(append(b, " output="...), outputTail(o.Output, textOutputTail))
+	if o.Attempt > 0 { // 0: logged by a tock that did not count attempts
+		b = strconv.AppendUint(append(b, " attempt="...), uint64(o.Attempt), 10)
+	}
+	return b
 }
 
 // outputTail returns the last at most n bytes of s, cut at a rune start.
@@ -538,6 +542,9 @@ func appendDumpJSONOutcome(b []byte, o *store.Outcome) []byte {
 	b = strconv.AppendInt(append(b, `,"http_status":`...), int64(o.HTTPStatus), 10)
 	b = appendDumpJSONString(append(b, `,"error":`...), o.Error)
 	b = appendDumpJSONString(append(b, `,"output":`...), o.Output)
+	if o.Attempt > 0 {
+		b = strconv.AppendUint(append(b, `,"attempt":`...), uint64(o.Attempt), 10)
+	}
 	return append(b, '}')
 }
 

@@ -241,7 +241,7 @@ func tockRecords() []store.Record {
 			StartedAt: 1605457800000000001, Duration: 1500, ExitCode: 0, Output: "line 1\nok \"done\"\n"}),
 		job("web.1", 7, store.Planned),
 		status("web.1", 7, store.Failed, &store.Outcome{
-			StartedAt: 0, Duration: 30e9, ExitCode: -1, HTTPStatus: 503, Error: "http 503\tunavailable"}),
+			StartedAt: 0, Duration: 30e9, ExitCode: -1, HTTPStatus: 503, Error: "http 503\tunavailable", Attempt: 2}),
 		removal("gone"),
 	}
 }
@@ -254,7 +254,7 @@ func TestDump_TockText(t *testing.T) {
 		"STATUS app.job.1 1605457800000000000 triggered",
 		`STATUS app.job.1 1605457800000000000 executed started_at=2020-11-15T16:30:00.000000001Z duration=1.5µs exit_code=0 http_status=0 error="" output="line 1\nok \"done\"\n"`,
 		"SET web.1 7 planned",
-		`STATUS web.1 7 failed started_at=1970-01-01T00:00:00Z duration=30s exit_code=-1 http_status=503 error="http 503\tunavailable" output=""`,
+		`STATUS web.1 7 failed started_at=1970-01-01T00:00:00Z duration=30s exit_code=-1 http_status=503 error="http 503\tunavailable" output="" attempt=2`,
 		"REMOVE gone",
 	))
 }
@@ -267,7 +267,7 @@ func TestDump_TockJSON(t *testing.T) {
 		`{"type":"status","identifier":"app.job.1","execution":1605457800000000000,"status":"triggered","outcome":null}`,
 		`{"type":"status","identifier":"app.job.1","execution":1605457800000000000,"status":"executed","outcome":{"started_at":"2020-11-15T16:30:00.000000001Z","duration_ns":1500,"exit_code":0,"http_status":0,"error":"","output":"line 1\nok \"done\"\n"}}`,
 		`{"type":"set","identifier":"web.1","execution":7,"status":"planned"}`,
-		`{"type":"status","identifier":"web.1","execution":7,"status":"failed","outcome":{"started_at":"1970-01-01T00:00:00Z","duration_ns":30000000000,"exit_code":-1,"http_status":503,"error":"http 503\tunavailable","output":""}}`,
+		`{"type":"status","identifier":"web.1","execution":7,"status":"failed","outcome":{"started_at":"1970-01-01T00:00:00Z","duration_ns":30000000000,"exit_code":-1,"http_status":503,"error":"http 503\tunavailable","output":"","attempt":2}}`,
 		`{"type":"remove","identifier":"gone"}`,
 	))
 }

@@ -100,6 +100,7 @@ func runServe(c *cli.Context) error {
 	m, err := master.New(cfg, master.Options{
 		Exe: exe, WorkerArgs: []string{"--log-level", cfg.Log.Level},
 		Listener: inherited, HTTPListener: inheritedHTTP,
+		HTTPRoutes: []master.HTTPRoutes{master.RESTRoutes},
 	}, log)
 	if err != nil {
 		return cli.Exit(err.Error(), exitRefused)

@@ -101,6 +101,7 @@ type Dispatcher struct {
 	redis   *RedisRunner
 	amqp    *AMQPRunner
 	http    *HTTPRunner
+	fails   *FailureLog
 }
 
 var _ Runner = (*Dispatcher)(nil)
@@ -111,7 +112,7 @@ func New(cfg Config, log hclog.Logger) *Dispatcher {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	d := &Dispatcher{cfg: cfg, log: log}
+	d := &Dispatcher{cfg: cfg, log: log, fails: NewFailureLog(log)}
 	d.http = NewHTTPRunner(cfg.NetworkTimeout)
 	d.redis = NewRedisRunner(cfg.NetworkTimeout, log.Named("redis"))
 	d.amqp = NewAMQPRunner(cfg.NetworkTimeout, log.Named("amqp"))
@@ -150,17 +151,7 @@ func (d *Dispatcher) Run(ctx context.Context, ex Execution) (o store.Outcome) {
 		}
 		o.Error = scrubRunner(o.Error, ex.Runner)
 		o.Output = scrubRunner(o.Output, ex.Runner)
-		if d.log.IsDebug() {
-			args := []any{"job", ex.JobID, "rule", ex.RuleID, "runner", kind.String(),
-				"success", o.Succeeded(), "duration", time.Duration(o.Duration)}
-			if t := targetOf(ex.Runner); t != "" {
-				args = append(args, "target", t)
-			}
-			if !o.Succeeded() {
-				args = append(args, "error", o.Error)
-			}
-			d.log.Debug("execution outcome", args...)
-		}
+		d.logOutcome(ex, o)
 	}()
 
 	var impl Runner
@@ -179,6 +170,40 @@ func (d *Dispatcher) Run(ctx context.Context, ex Execution) (o store.Outcome) {
 	o = impl.Run(rctx, ex)
 	return withCause(rctx, o)
 }
+
+// logOutcome logs a failed execution at warn, so an operator sees why a
+// job failed without reading its shard, and a successful one at debug. An
+// execution cut short by the worker's shutdown is not a failure of the job
+// (it runs again), so it is logged at debug too.
+func (d *Dispatcher) logOutcome(ex Execution, o store.Outcome) {
+	failed := !o.Succeeded() && o.Error != ErrShutdown.Error()
+	if !failed && !d.log.IsDebug() {
+		return
+	}
+	args := []any{"job", ex.JobID, "rule", ex.RuleID, "runner", ex.Runner.Kind.String(),
+		"duration", time.Duration(o.Duration).String()}
+	if t := targetOf(ex.Runner); t != "" {
+		args = append(args, "target", t)
+	}
+	if o.ExitCode >= 0 {
+		args = append(args, "exit_code", o.ExitCode)
+	}
+	if o.HTTPStatus != 0 {
+		args = append(args, "http_status", o.HTTPStatus)
+	}
+	if !o.Succeeded() {
+		args = append(args, "error", o.Error)
+	}
+	if failed {
+		d.fails.Warn("execution failed", args...)
+		return
+	}
+	d.log.Debug("execution succeeded", args...)
+}
+
+// Failures is the rate-limited warn log of failed executions, for failures
+// that never reach a runner (a due job without a rule).
+func (d *Dispatcher) Failures() *FailureLog { return d.fails }
 
 // Close closes the cached network clients (redis clients, AMQP connections,
 // idle HTTP connections). Executions still running finish first on their

@@ -1,0 +1,125 @@
+package rest
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/tockd/tock/httpapi"
+)
+
+// Server is the REST API over a Backend.
+type Server struct {
+	b   Backend
+	log hclog.Logger
+}
+
+// New returns the API over b. log may be nil.
+func New(b Backend, log hclog.Logger) *Server {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &Server{b: b, log: log}
+}
+
+// handler is an API handler: the request's identity is checked first.
+type handler func(w http.ResponseWriter, r *http.Request, who Identity)
+
+// Register adds the API's routes to the HTTP listener's route table. An
+// item route takes the whole remainder of the path ({id...}) and the
+// handler re-reads the id from the escaped path, so an id holding "/" (as
+// %2F) is one id. The table answers 405 (with Allow) and 404 itself.
+func (s *Server) Register(mux *httpapi.Mux) {
+	mux.Handle(http.MethodGet, "/health", s.health)
+	mux.Handle(http.MethodGet, "/openapi.json", s.openapi)
+	mux.Handle(http.MethodGet, "/jobs", s.authed(s.listJobs))
+	mux.Handle(http.MethodGet, "/jobs/{id...}", s.authed(s.item("/jobs", s.getJob)))
+	mux.Handle(http.MethodPut, "/jobs/{id...}", s.authed(s.item("/jobs", s.putJob)))
+	mux.Handle(http.MethodDelete, "/jobs/{id...}", s.authed(s.item("/jobs", s.deleteJob)))
+	mux.Handle(http.MethodGet, "/rules", s.authed(s.listRules))
+	mux.Handle(http.MethodGet, "/rules/{id...}", s.authed(s.item("/rules", s.getRule)))
+	mux.Handle(http.MethodPut, "/rules/{id...}", s.authed(s.item("/rules", s.putRule)))
+	mux.Handle(http.MethodDelete, "/rules/{id...}", s.authed(s.item("/rules", s.deleteRule)))
+}
+
+// Handler serves the API's routes alone (tests, and embedding).
+func (s *Server) Handler() http.Handler {
+	mux := httpapi.NewMux()
+	s.Register(mux)
+	return mux
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (s *Server) openapi(w http.ResponseWriter, r *http.Request) error {
+	httpapi.WriteBody(w, http.StatusOK, "application/json", OpenAPI)
+	return nil
+}
+
+// authed checks the bearer token, then serves h with the token's identity.
+func (s *Server) authed(h handler) httpapi.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		who, err := s.authenticate(r)
+		if err != nil {
+			writeError(w, err)
+			return nil
+		}
+		h(w, r, who)
+		return nil
+	}
+}
+
+// itemHandler serves one resource of a collection, by id.
+type itemHandler func(w http.ResponseWriter, r *http.Request, who Identity, id string)
+
+// item decodes the id of /jobs/{id} or /rules/{id} and checks it is in the
+// namespace (403 otherwise) before h runs.
+func (s *Server) item(collection string, h itemHandler) handler {
+	return func(w http.ResponseWriter, r *http.Request, who Identity) {
+		raw, ok := strings.CutPrefix(r.URL.EscapedPath(), collection+"/")
+		if !ok {
+			writeError(w, ErrNotFound)
+			return
+		}
+		id, err := DecodeID(raw)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		if !who.Allows(id) {
+			writeError(w, errForbidden)
+			return
+		}
+		h(w, r, who, id)
+	}
+}
+
+var (
+	errUnauthorized = errorf(http.StatusUnauthorized, "unauthorized")
+	errForbidden    = errorf(http.StatusForbidden, "forbidden")
+)
+
+// authenticate checks the bearer token when auth is on. The secret is
+// compared by the backend in constant time, as AUTH is.
+func (s *Server) authenticate(r *http.Request) (Identity, error) {
+	if !s.b.AuthEnabled() {
+		return all, nil
+	}
+	scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
+		return Identity{}, errUnauthorized
+	}
+	id, err := s.b.Authenticate(secret)
+	if err != nil {
+		if !errors.Is(err, ErrBadSecret) {
+			return Identity{}, err
+		}
+		s.log.Warn("authentication failed", "remote", r.RemoteAddr)
+		return Identity{}, errUnauthorized
+	}
+	return id, nil
+}
