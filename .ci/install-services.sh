@@ -1,10 +1,12 @@
 #!/bin/sh
-# Installs the external services the tock test suite runs against for real:
-# redis-server (worker/runner redis tests) and rabbitmq-server (worker/runner
-# amqp tests). Nothing is started here: the tests start private servers on
-# free loopback ports and stop them (see worker/runner/main_test.go).
+# Installs the external services and tools the tock test suite runs against
+# for real: redis-server (worker/runner redis tests), rabbitmq-server
+# (worker/runner amqp tests) and puma, for Puma's pumactl
+# (e2e/pumactl_test.go). Nothing is started here: the tests start private
+# servers on free loopback ports and stop them (see
+# worker/runner/main_test.go).
 #
-# Idempotent (does nothing when both are installed) and quiet: apt output is
+# Idempotent (does nothing when all are installed) and quiet: apt output is
 # shown only if the installation fails.
 set -eu
 
@@ -12,7 +14,7 @@ installed() {
 	command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]
 }
 
-if installed redis-server && installed rabbitmq-server; then
+if installed redis-server && installed rabbitmq-server && installed pumactl; then
 	exit 0
 fi
 
@@ -26,9 +28,9 @@ trap 'rm -f "$log"' EXIT
 if ! {
 	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
 		$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-			redis-server rabbitmq-server
+			redis-server rabbitmq-server puma
 } >"$log" 2>&1; then
 	cat "$log" >&2
-	echo "install-services.sh: installing redis-server and rabbitmq-server failed" >&2
+	echo "install-services.sh: installing redis-server, rabbitmq-server and puma failed" >&2
 	exit 1
 fi

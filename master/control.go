@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -199,8 +200,8 @@ func claimSocket(path string) error {
 // ServeHTTP checks the token, finds the route, checks the method and runs
 // the handler; a handler's error becomes the JSON error reply.
 func (cs *ControlServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !cs.authorized(r) {
-		writeControlError(w, cs.log, errUnauthorized)
+	if err := cs.authorize(r); err != nil {
+		writeControlError(w, cs.log, err)
 		return
 	}
 	rt, ok := controlRoutes[r.URL.Path]
@@ -208,10 +209,10 @@ func (cs *ControlServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeControlError(w, cs.log, &controlError{status: http.StatusNotFound, msg: "no such endpoint " + r.URL.Path})
 		return
 	}
-	if r.Method != rt.method {
-		w.Header().Set("Allow", rt.method)
+	if !slices.Contains(rt.methods, r.Method) {
+		w.Header().Set("Allow", strings.Join(rt.methods, ", "))
 		writeControlError(w, cs.log, &controlError{status: http.StatusMethodNotAllowed,
-			msg: r.URL.Path + " takes " + rt.method + ", not " + r.Method})
+			msg: r.URL.Path + " takes " + strings.Join(rt.methods, " or ") + ", not " + r.Method})
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, controlMaxBody)
@@ -220,15 +221,34 @@ func (cs *ControlServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// authorized reports whether r carries the token (or none is needed):
-// "Authorization: Bearer T" or "?token=T", compared in constant time.
-func (cs *ControlServer) authorized(r *http.Request) bool {
+// authorize checks that r carries the token when one is set:
+// "Authorization: Bearer T" or "?token=T", compared in constant time. No
+// token is errUnauthorized (401), a wrong one errForbidden (403), as Puma
+// answers. A request over TCP is refused when no token is configured
+// (config validation already requires one with control.url; this holds
+// for any TCP listener, inherited ones too).
+func (cs *ControlServer) authorize(r *http.Request) error {
 	if cs.token == "" {
-		return true
+		if overTCP(r) {
+			return errNoTCPToken
+		}
+		return nil
 	}
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
 		got = r.URL.Query().Get("token")
 	}
-	return subtle.ConstantTimeCompare([]byte(got), []byte(cs.token)) == 1
+	if got == "" {
+		return errUnauthorized
+	}
+	if subtle.ConstantTimeCompare([]byte(got), []byte(cs.token)) != 1 {
+		return errForbidden
+	}
+	return nil
+}
+
+// overTCP reports whether r came in on a TCP listener.
+func overTCP(r *http.Request) bool {
+	addr, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	return ok && strings.HasPrefix(addr.Network(), "tcp")
 }

@@ -53,8 +53,11 @@ type refusedError struct {
 }
 
 func (e *refusedError) Error() string {
-	if e.status == http.StatusUnauthorized {
+	switch e.status {
+	case http.StatusUnauthorized:
 		return "unauthorized: the control server wants a token (--token or TOCK_CONTROL_TOKEN)"
+	case http.StatusForbidden:
+		return e.msg + ": check --token or TOCK_CONTROL_TOKEN"
 	}
 	return e.msg
 }
