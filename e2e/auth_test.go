@@ -43,7 +43,7 @@ func TestAuth(t *testing.T) {
 
 	// A command before AUTH is refused and the connection closed.
 	cl := dial(t, c.addr)
-	cl.expect("r1 STAT", "r1 ERROR authentication required")
+	cl.expect("r1 STAT", "r1 ERROR authentication required: send AUTH <secret> first")
 	if !closed(cl) {
 		t.Fatal("connection open after a command without AUTH")
 	}
@@ -62,12 +62,12 @@ func TestAuth(t *testing.T) {
 	dep := dial(t, c.addr)
 	dep.expect("d0 AUTH sk_deploy_a1b2c3", "d0 OK")
 	dep.expect("d1 SET deploy.job1 4102444800000000000", "d1 OK")
-	dep.expect("d2 SET backup.daily 4102444800000000000", "d2 ERROR forbidden")
-	dep.expect("d3 GET backup.job1", "d3 ERROR forbidden")
-	dep.expect("d4 RULE SET x backup. shell echo", "d4 ERROR forbidden")
-	dep.expect("d5 RULE SET deploy.r backup. shell echo", "d5 ERROR forbidden") // pattern outside
+	dep.expect("d2 SET backup.daily 4102444800000000000", "d2 ERROR forbidden: outside this token's namespace \"deploy.\"")
+	dep.expect("d3 GET backup.job1", "d3 ERROR forbidden: outside this token's namespace \"deploy.\"")
+	dep.expect("d4 RULE SET x backup. shell echo", "d4 ERROR forbidden: outside this token's namespace \"deploy.\"")
+	dep.expect("d5 RULE SET deploy.r backup. shell echo", "d5 ERROR forbidden: outside this token's namespace \"deploy.\"") // pattern outside
 	dep.expect("d6 RULE SET deploy.r deploy. shell echo", "d6 OK")
-	dep.expect("d7 REMOVERULE backup.r", "d7 ERROR forbidden")
+	dep.expect("d7 REMOVERULE backup.r", "d7 ERROR forbidden: outside this token's namespace \"deploy.\"")
 	body, _ := dep.list("d8", "d8 QUERY")
 	if len(body) != 1 || !strings.HasPrefix(body[0], "d8 deploy.job1 ") {
 		t.Fatalf("QUERY as deploy: %q", body)

@@ -32,11 +32,12 @@ func (s *session) dispatch(c *call, line []byte) (closeConn bool) {
 		return s.authenticate(c, cmd)
 	}
 	if !s.authed {
-		c.finish(protocol.AppendError(nil, cmd.RID, "authentication required"))
+		c.finish(protocol.AppendError(nil, cmd.RID, "authentication required: send AUTH <secret> first"))
 		return true
 	}
 	if s.id.namespace != "" && !s.permitted(cmd) {
-		c.finish(protocol.AppendError(nil, cmd.RID, "forbidden"))
+		c.finish(protocol.AppendError(nil, cmd.RID,
+			"forbidden: outside this token's namespace "+strconv.Quote(s.id.namespace)))
 		return false
 	}
 	m := s.m
@@ -53,7 +54,7 @@ func (s *session) dispatch(c *call, line []byte) (closeConn bool) {
 		select {
 		case s.cc.fanouts <- struct{}{}:
 		case <-s.cc.quit:
-			c.finish(protocol.AppendError(nil, cmd.RID, "stopping"))
+			c.finish(protocol.AppendError(nil, cmd.RID, "stopping: tock is shutting down"))
 			return true
 		}
 		m.query(c, cmd, s.id, func() { <-s.cc.fanouts })
@@ -75,7 +76,7 @@ func (s *session) dispatch(c *call, line []byte) (closeConn bool) {
 	case protocol.OpRemoveRule:
 		m.changeRule(c, cmd, store.Record{Type: store.RecordRuleRemoval, ID: cmd.ID})
 	default:
-		c.finish(protocol.AppendError(nil, cmd.RID, "unknown command"))
+		c.finish(protocol.AppendError(nil, cmd.RID, "unknown command "+strconv.Quote(cmd.Op.String())))
 	}
 	return false
 }
