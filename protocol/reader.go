@@ -65,7 +65,7 @@ type Reader struct {
 	r          io.Reader
 	buf        []byte // buf[start:end] holds unread bytes
 	start, end int
-	max        int   // longest accepted line, terminator excluded
+	max        int    // longest accepted line, terminator excluded
 	err        error  // error from the last Read, handed out once buffered data is used up
 	discarding bool   // inside an over-long line, dropping bytes until LF
 	longRID    string // request id of the line being discarded
