@@ -418,6 +418,7 @@ func TestDump_Errors(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing.log")
 	bad := writeFile(t, []byte("TOCKLOG\x00\x00\x00\x00\x07"))
+	text := writeFile(t, []byte("cat README.md\n"))
 	tests := []struct {
 		name   string
 		args   []string
@@ -427,6 +428,7 @@ func TestDump_Errors(t *testing.T) {
 		{"missing file", []string{missing}, 1, "error: file not found: " + missing + "\n"},
 		{"directory", []string{dir}, 1, "error: not a regular file: " + dir + "\n"},
 		{"newer format", []string{bad}, 1, "error: " + bad + ": bad logfile header: format version 7, this tock reads 1\n"},
+		{"not a logfile", []string{text}, 1, "error: " + text + " is not a tock or ztick logfile (no tock header, and its first bytes are not a ztick record: payload length 1667331104 runs 1667331094 bytes past the end of the file)\n"},
 		{"no file", nil, 2, ""},
 		{"two files", []string{missing, missing}, 2, ""},
 		{"flag after file", []string{missing, "--format", "json"}, 2, ""},
@@ -489,11 +491,17 @@ func TestDump_Verify(t *testing.T) {
 		{"ztick torn", ztick, 0, "ok: 2 records, 39 bytes\n", "warning: torn tail at offset 39 (2 bytes): partial frame header"},
 		{"ztick undecodable", unhexFrames(t, ztickJobToto, "00 00 00 01 07", ztickRemoveX), 1, "", "corrupt record at offset 20: decode record: invalid record: unknown record type 7"},
 		{"bad header", []byte("TOCKLOG\x00\x00\x00\x00\x02"), 1, "", "corrupt record at offset 0: "},
+		{"markdown", []byte("# tock\n\nA job scheduler.\n"), 1, "", "error: "},
+		{"text shorter than a frame header", []byte("hi\n"), 1, "", "error: "},
+		{"ztick-sized junk", unhexFrames(t, "00 00 00 01 07"), 1, "", "error: "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := writeFile(t, tt.file)
 			out, errw, code := dumpCLI(t, "--verify", path)
+			if tt.errw == "error: " && !strings.Contains(errw, path+" is not a tock or ztick logfile") {
+				t.Fatalf("stderr %q does not say the file is not a logfile", errw)
+			}
 			if code != tt.code || !strings.HasPrefix(out, tt.stdout) || (tt.stdout == "") != (out == "") ||
 				!strings.HasPrefix(errw, tt.errw) || (tt.errw == "") != (errw == "") {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d, stdout %q..., stderr %q...", code, out, errw, tt.code, tt.stdout, tt.errw)
