@@ -262,7 +262,9 @@ var topColumns = []topColumn{
 	{"SHARDS", 6, false, 3, func(w master.WorkerStats, _ string, _ time.Time) string { return fmt.Sprint(len(w.Shards)) }},
 	{"JOBS", 8, false, 1, func(w master.WorkerStats, _ string, _ time.Time) string { return fmt.Sprint(w.LastStatus.JobsTotal) }},
 	{"PLANNED", 8, false, 5, func(w master.WorkerStats, _ string, _ time.Time) string { return fmt.Sprint(w.LastStatus.JobsPlanned) }},
-	{"TRIGGERED", 9, false, 6, func(w master.WorkerStats, _ string, _ time.Time) string { return fmt.Sprint(w.LastStatus.JobsTriggered) }},
+	{"TRIGGERED", 9, false, 6, func(w master.WorkerStats, _ string, _ time.Time) string {
+		return fmt.Sprint(w.LastStatus.JobsTriggered)
+	}},
 	{"EXECUTED", 8, false, 6, func(w master.WorkerStats, _ string, _ time.Time) string { return fmt.Sprint(w.LastStatus.JobsExecuted) }},
 	{"FAILED", 7, false, 5, func(w master.WorkerStats, _ string, _ time.Time) string { return fmt.Sprint(w.LastStatus.JobsFailed) }},
 	{"RUNNING", 7, false, 2, func(w master.WorkerStats, _ string, _ time.Time) string {
