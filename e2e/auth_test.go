@@ -12,19 +12,20 @@ import (
 	"time"
 )
 
-const authFile = `[token.deploy]
-secret = "sk_deploy_a1b2c3"
-namespace = "deploy."
-
-[token.admin]
-secret = "sk_admin_d4e5f6"
-namespace = "*"
-`
+// authFixture is the shared auth file: token deploy (secret
+// sk_deploy_a1b2c3, namespace "deploy.") and admin (sk_admin_d4e5f6, "*").
+const authFixture = "../testdata/auth/tokens.toml"
 
 func authCluster(t *testing.T) (*cluster, string) {
 	dir := t.TempDir()
+	b, err := os.ReadFile(authFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
 	path := filepath.Join(dir, "auth.toml")
-	os.WriteFile(path, []byte(authFile), 0o600)
+	if err := os.WriteFile(path, b, 0o600); err != nil { // a copy: SIGHUP tests rewrite it
+		t.Fatal(err)
+	}
 	cfg := strings.Replace(clusterConfig(dir, ""), "[controller]\n", fmt.Sprintf("[controller]\nauth_file = %q\n", path), 1)
 	return startCluster(t, dir, cfg), path
 }

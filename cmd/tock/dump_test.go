@@ -207,6 +207,33 @@ func TestDump_ZtickText(t *testing.T) {
 	))
 }
 
+// ztickSampleLog is the shared ztick logfile fixture: the four worked
+// frames above, as a file.
+const ztickSampleLog = "../../testdata/ztick/sample.log"
+
+// TestDump_ZtickSampleLog: the shared fixture holds exactly the worked
+// frames and dumps and verifies as such.
+func TestDump_ZtickSampleLog(t *testing.T) {
+	b, err := os.ReadFile(ztickSampleLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := unhexFrames(t, ztickJobToto, ztickRuleShell, ztickRuleDirect, ztickRemoveX); !bytes.Equal(b, want) {
+		t.Fatalf("%s is not the worked frames", ztickSampleLog)
+	}
+	out, errw, code := dumpCLI(t, ztickSampleLog)
+	expectDump(t, out, errw, code, lines(
+		"SET toto 1605457800000000000 planned",
+		"RULE SET r a. shell true",
+		"RULE SET d x. direct /bin/echo -n hi",
+		"REMOVE x",
+	))
+	out, errw, code = dumpCLI(t, "--verify", ztickSampleLog)
+	if code != 0 || out != "ok: 4 records, 81 bytes\n" || errw != "" {
+		t.Fatalf("--verify: exit %d, %q, %q", code, out, errw)
+	}
+}
+
 func TestDump_ZtickJSON(t *testing.T) {
 	file := append(unhexFrames(t, ztickJobToto, ztickRuleShell, ztickRuleDirect, ztickRemoveX), ztickFrames(t, ztickRunners()...)...)
 	out, errw, code := dumpCLI(t, "--format", "json", writeFile(t, file))
