@@ -45,6 +45,9 @@ type ControlServer struct {
 	closed sync.Once
 
 	listeners []net.Listener // control.sock, then control.url's
+	// inheritedFile holds the inherited Unix listener's socket open for a
+	// hot restart; nil when control.sock was made here.
+	inheritedFile *os.File
 }
 
 // claimControl claims control.sock (refusing when another tock serves it)
@@ -67,11 +70,9 @@ func (m *Master) claimControl() error {
 		IdleTimeout:       controlIdleTimeout,
 		ErrorLog:          cs.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
-	unixLn, err := cs.listenUnix()
-	if err != nil {
+	if err := cs.claimListeners(m.opts.ControlListener); err != nil {
 		return err
 	}
-	cs.listeners = []net.Listener{unixLn}
 	if u := m.cfg.Control.URL; u != "" {
 		hostport, ok := strings.CutPrefix(u, "tcp://")
 		if !ok {
@@ -87,6 +88,50 @@ func (m *Master) claimControl() error {
 	}
 	m.control = cs
 	return nil
+}
+
+// claimListeners sets up the Unix control listener: inherited (from
+// systemd or a restarting master), or control.sock created here. An
+// inherited TCP listener is served as well as the socket.
+func (cs *ControlServer) claimListeners(inherited net.Listener) error {
+	if ul, ok := inherited.(*net.UnixListener); ok {
+		// The file is the service manager's: never removed here, and kept
+		// open across a hot restart (ControlListenerFile).
+		ul.SetUnlinkOnClose(false)
+		f, err := ul.File()
+		if err != nil {
+			return fmt.Errorf("inherited control listener: %w", err)
+		}
+		cs.inheritedFile, cs.path = f, ""
+		cs.listeners = []net.Listener{&peerCheckListener{UnixListener: ul, uid: os.Getuid(), log: cs.log}}
+		return nil
+	}
+	unixLn, err := cs.listenUnix()
+	if err != nil {
+		return err
+	}
+	cs.listeners = []net.Listener{unixLn}
+	if inherited != nil {
+		cs.listeners = append(cs.listeners, inherited)
+	}
+	return nil
+}
+
+// ControlListenerFile returns the inherited Unix control listener's socket
+// without close-on-exec, for a re-executed master to inherit, or nil when
+// the master made control.sock itself.
+func (m *Master) ControlListenerFile() (*os.File, error) {
+	cs := m.control
+	if cs == nil || cs.inheritedFile == nil {
+		m.mu.Lock()
+		f := m.controlFile
+		m.mu.Unlock()
+		if f == nil {
+			return nil, nil
+		}
+		return clearCloexec(f)
+	}
+	return clearCloexec(cs.inheritedFile)
 }
 
 // startControl serves the control API on the claimed listeners until
@@ -115,8 +160,11 @@ func (m *Master) stopControl() {
 	m.control = nil
 	m.mu.Lock()
 	restarting := m.restarting
+	if cs.inheritedFile != nil {
+		m.controlFile = cs.inheritedFile // for ControlListenerFile
+	}
 	m.mu.Unlock()
-	cs.close(!restarting)
+	cs.close(!restarting && cs.path != "")
 }
 
 func (cs *ControlServer) serve(ln net.Listener) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/tockd/tock/config"
+	"github.com/tockd/tock/internal/systemd"
 	"github.com/tockd/tock/ipc"
 )
 
@@ -32,8 +33,23 @@ type Options struct {
 	// WorkerArgs are extra arguments for `tock worker` (log settings).
 	WorkerArgs []string
 	// Listener, when set, is used instead of binding Controller.Listen
-	// (inherited across a master restart).
+	// (inherited across a master restart, or from systemd).
 	Listener net.Listener
+	// ControlListener, when set, is a control listener inherited from
+	// systemd (or across a restart): a Unix one replaces
+	// <data_dir>/control.sock (the master then neither creates nor removes
+	// that file), a TCP one is served like control.url's and so always
+	// wants the token.
+	ControlListener net.Listener
+	// HTTPListener, when set, is the HTTP listener inherited from systemd,
+	// for the REST and monitoring server to serve instead of binding
+	// [http] listen. (The HTTP server takes it from here; until it does,
+	// the master only holds it open.)
+	HTTPListener net.Listener
+	// Notifier tells systemd the master's state; nil outside systemd.
+	Notifier *systemd.Notifier
+	// WatchdogInterval is how often WATCHDOG=1 is sent (0 = never).
+	WatchdogInterval time.Duration
 }
 
 // Master is the running master process.
@@ -50,9 +66,13 @@ type Master struct {
 
 	listener net.Listener
 	started  time.Time
+	wd       watchdog // used only by the heartbeat checker's goroutine
 	// control is the control server; set by claimControl, which Run calls
 	// before anything touches the data dir, and used only by Run's goroutine.
 	control *ControlServer
+	// controlFile is the inherited control listener's socket once the
+	// control server has stopped, for a hot restart (under mu).
+	controlFile *os.File
 
 	mu         sync.Mutex
 	slots      []*slot
@@ -96,6 +116,7 @@ func New(cfg config.Config, opts Options, log hclog.Logger) (*Master, error) {
 		stopCh: make(chan struct{}), done: make(chan struct{}),
 	}
 	m.conns.init()
+	m.wd.every = opts.WatchdogInterval
 	if cfg.Database.Persistence != config.PersistenceMemory {
 		dir := cfg.Database.DataDir
 		if err := os.MkdirAll(filepath.Join(dir, "shards"), 0o755); err != nil {
@@ -165,6 +186,7 @@ func (m *Master) Run(ctx context.Context) error {
 	go m.housekeeping()
 	m.log.Info("tock is ready", "listen", m.listener.Addr().String(), "workers", len(m.slots),
 		"shards", m.cfg.Cluster.Shards, "data_dir", m.cfg.Database.DataDir, "persistence", m.cfg.Database.Persistence)
+	m.sdNotify(systemd.Ready)
 	select {
 	case <-ctx.Done():
 	case <-m.stopCh:
@@ -172,6 +194,12 @@ func (m *Master) Run(ctx context.Context) error {
 	m.mu.Lock()
 	halted, restarting := m.halted, m.restarting
 	m.mu.Unlock()
+	if restarting {
+		// The re-executed master (same pid) sends READY=1 again.
+		m.sdNotify(systemd.Reloading)
+	} else {
+		m.sdNotify(systemd.Stopping)
+	}
 	if halted {
 		m.stopControl()
 		m.log.Info("halted")
@@ -247,7 +275,10 @@ func (m *Master) housekeeping() {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		m.every(100*time.Millisecond, m.checkHeartbeats)
+		m.every(100*time.Millisecond, func(now time.Time) {
+			m.checkHeartbeats(now)
+			m.watchdogTick(now)
+		})
 	}()
 	m.every(100*time.Millisecond, m.router.Expire)
 }
