@@ -27,7 +27,7 @@ const (
 // from the environment so that workers do not see them; the fds are made
 // close-on-exec.
 func Listeners() (map[string][]net.Listener, error) {
-	pid, nfds, names := os.Getenv("LISTEN_PID"), os.Getenv("LISTEN_FDS"), os.Getenv("LISTEN_FDNAMES")
+	pid, nfds, fdNames := os.Getenv("LISTEN_PID"), os.Getenv("LISTEN_FDS"), os.Getenv("LISTEN_FDNAMES")
 	if nfds == "" {
 		return nil, nil
 	}
@@ -37,32 +37,14 @@ func Listeners() (map[string][]net.Listener, error) {
 	if pid != strconv.Itoa(os.Getpid()) {
 		return nil, nil
 	}
-	n, err := strconv.Atoi(nfds)
-	if err != nil || n < 0 {
-		return nil, fmt.Errorf("LISTEN_FDS=%q: want a count of fds", nfds)
-	}
-	var nameList []string
-	if names != "" {
-		nameList = strings.Split(names, ":")
+	names, err := parseListenFDs(nfds, fdNames)
+	if err != nil {
+		return nil, err
 	}
 	out := map[string][]net.Listener{}
-	for i := range n {
+	for i, name := range names {
 		fd := listenFDsStart + i
 		syscall.CloseOnExec(fd)
-		name := ""
-		if i < len(nameList) {
-			name = nameList[i]
-		}
-		if (name == "" || name == "unknown") && n == 1 {
-			name = NameClient
-		}
-		switch name {
-		case NameClient, NameControl, NameHTTP:
-		default:
-			closeAll(out)
-			return nil, fmt.Errorf("socket activation: fd %d is named %q; want %s, %s or %s (FileDescriptorName=)",
-				fd, name, NameClient, NameControl, NameHTTP)
-		}
 		f := os.NewFile(uintptr(fd), "systemd:"+name)
 		ln, err := net.FileListener(f)
 		f.Close()
@@ -73,6 +55,40 @@ func Listeners() (map[string][]net.Listener, error) {
 		out[name] = append(out[name], ln)
 	}
 	return out, nil
+}
+
+// maxListenFDs bounds $LISTEN_FDS: tock takes three listeners, and a
+// huge count is a mistake, not a request.
+const maxListenFDs = 64
+
+// parseListenFDs checks $LISTEN_FDS and $LISTEN_FDNAMES and returns the
+// name of each passed fd, in fd order: an unnamed single fd is "client";
+// every name must be one tock knows.
+func parseListenFDs(nfds, fdNames string) ([]string, error) {
+	n, err := strconv.Atoi(nfds)
+	if err != nil || n < 0 || n > maxListenFDs {
+		return nil, fmt.Errorf("LISTEN_FDS=%q: want a count of fds, 0 to %d", nfds, maxListenFDs)
+	}
+	var given []string
+	if fdNames != "" {
+		given = strings.Split(fdNames, ":")
+	}
+	names := make([]string, n)
+	for i := range names {
+		if i < len(given) {
+			names[i] = given[i]
+		}
+		if (names[i] == "" || names[i] == "unknown") && n == 1 {
+			names[i] = NameClient
+		}
+		switch names[i] {
+		case NameClient, NameControl, NameHTTP:
+		default:
+			return nil, fmt.Errorf("socket activation: fd %d is named %q; want %s, %s or %s (FileDescriptorName=)",
+				listenFDsStart+i, names[i], NameClient, NameControl, NameHTTP)
+		}
+	}
+	return names, nil
 }
 
 func closeAll(m map[string][]net.Listener) {

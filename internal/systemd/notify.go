@@ -81,16 +81,22 @@ func (n *Notifier) Notify(states ...string) error {
 // $WATCHDOG_USEC, as sd_watchdog_enabled advises; 0 when the watchdog is
 // off or meant for another process ($WATCHDOG_PID).
 func WatchdogInterval() (time.Duration, error) {
-	v := os.Getenv("WATCHDOG_USEC")
-	if v == "" {
+	return parseWatchdog(os.Getenv("WATCHDOG_USEC"), os.Getenv("WATCHDOG_PID"), os.Getpid())
+}
+
+// parseWatchdog is WatchdogInterval on the variables' values and this
+// process's pid.
+func parseWatchdog(usec, pid string, self int) (time.Duration, error) {
+	if usec == "" {
 		return 0, nil
 	}
-	if p := os.Getenv("WATCHDOG_PID"); p != "" && p != strconv.Itoa(os.Getpid()) {
+	if pid != "" && pid != strconv.Itoa(self) {
 		return 0, nil
 	}
-	us, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || us <= 0 {
-		return 0, errors.New("WATCHDOG_USEC=" + strconv.Quote(v) + ": want a positive number of microseconds")
+	us, err := strconv.ParseInt(usec, 10, 64)
+	// Beyond a year is a mistake, and would overflow as a Duration.
+	if err != nil || us <= 0 || us > int64(365*24*time.Hour/time.Microsecond) {
+		return 0, errors.New("WATCHDOG_USEC=" + strconv.Quote(usec) + ": want a positive number of microseconds, at most a year")
 	}
 	return time.Duration(us) * time.Microsecond / 2, nil
 }
