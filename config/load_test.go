@@ -86,7 +86,7 @@ func TestLoadEveryKey(t *testing.T) {
 }
 
 // TestLoadZtickConfig: a config using every ztick section and key loads
-// with ztick's meaning (DESIGN §4).
+// with ztick's meaning (docs/configuration.md).
 func TestLoadZtickConfig(t *testing.T) {
 	cfg, err := Load("../testdata/config/ztick.toml")
 	if err != nil {

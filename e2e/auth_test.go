@@ -38,7 +38,7 @@ func closed(cl *client) bool {
 }
 
 // TestAuth: AUTH first, namespaces on job and rule ids and rule patterns,
-// filtered QUERY and LISTRULES, and no password in LISTRULES (DESIGN §11).
+// filtered QUERY and LISTRULES, and no password in LISTRULES (docs/protocol.md).
 func TestAuth(t *testing.T) {
 	c, _ := authCluster(t)
 

@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// TestControl_StatsTree: /stats has the shape and values of DESIGN §9.
+// TestControl_StatsTree: /stats has the shape and values of docs/stats.md.
 func TestControl_StatsTree(t *testing.T) {
 	dir := t.TempDir()
 	c := startCluster(t, dir, clusterConfig(dir, ""))
@@ -91,7 +91,7 @@ func TestControl_StatsTree(t *testing.T) {
 	checkStatsKeys(t, cc)
 }
 
-// checkStatsKeys checks every field name of DESIGN §9 on the raw JSON.
+// checkStatsKeys checks every field name of docs/stats.md on the raw JSON.
 func checkStatsKeys(t *testing.T, cc *controlConn) {
 	t.Helper()
 	_, b := cc.do("GET", "/stats", "")
@@ -112,7 +112,7 @@ func checkStatsKeys(t *testing.T, cc *controlConn) {
 }
 
 // TestControl_QueriesAndPaths: /healthz, /gc-stats, /backtraces, the
-// socket's mode, and 404/405 (DESIGN §9).
+// socket's mode, and 404/405 (docs/operations.md).
 func TestControl_QueriesAndPaths(t *testing.T) {
 	dir := t.TempDir()
 	c := startCluster(t, dir, clusterConfig(dir, ""))
@@ -196,7 +196,7 @@ func TestControl_QueriesAndPaths(t *testing.T) {
 var controlTCPRE = regexp.MustCompile(`control server listening: addr=(127\.0\.0\.1:\d+)`)
 
 // TestControl_TokenOnTCP: control.url needs the token on every request,
-// by header or query, and then on the socket too (DESIGN §4, §9).
+// by header or query, and then on the socket too (docs/configuration.md, docs/operations.md).
 func TestControl_TokenOnTCP(t *testing.T) {
 	dir := t.TempDir()
 	c := startCluster(t, dir, clusterConfig(dir, "[control]\nurl = \"tcp://127.0.0.1:0\"\ntoken = \"s3cret\"\n"))

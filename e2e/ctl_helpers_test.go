@@ -17,7 +17,7 @@ import (
 	"time"
 )
 
-// ctlStats is the stats tree of DESIGN §9, decoded into the master's own
+// ctlStats is the stats tree of docs/stats.md, decoded into the master's own
 // types; the tests check the exact key sets separately on the raw JSON, so
 // a wrong tag still fails them.
 type ctlStats = master.Stats

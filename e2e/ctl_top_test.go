@@ -61,7 +61,7 @@ var topRowRE = regexp.MustCompile(`(?m)^\s+(\d+)\s+(\d+)\s+(\d+)\s+booted\s+\d+\
 
 // TestCtl_TopUnderTmux runs `tock ctl top` in a real terminal (tmux):
 // the view shows the cluster and its worker rows, computes a request rate
-// from successive samples, and quits on q with exit 0 (DESIGN §3).
+// from successive samples, and quits on q with exit 0 (docs/operations.md).
 func TestCtl_TopUnderTmux(t *testing.T) {
 	ts := startTmux(t)
 	dir := t.TempDir()

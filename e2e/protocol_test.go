@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// TestProtocol_EveryCommand exercises each command of DESIGN §5.1 against a
+// TestProtocol_EveryCommand exercises each command of docs/protocol.md against a
 // two-worker cluster.
 func TestProtocol_EveryCommand(t *testing.T) {
 	c := startCluster(t, t.TempDir(), clusterConfig(t.TempDir(), ""))
@@ -63,7 +63,7 @@ func TestProtocol_EveryCommand(t *testing.T) {
 }
 
 // TestProtocol_Errors: every bad line is answered and the connection stays
-// usable (DESIGN §5.3).
+// usable (docs/protocol.md).
 func TestProtocol_Errors(t *testing.T) {
 	c := startCluster(t, t.TempDir(), clusterConfig(t.TempDir(), ""))
 	cl := dial(t, c.addr)
@@ -113,7 +113,7 @@ func TestProtocol_Errors(t *testing.T) {
 }
 
 // TestProtocol_PipelinedInOrder: 1000 pipelined requests on one connection
-// across shards come back in request order (DESIGN §5.2).
+// across shards come back in request order (docs/protocol.md).
 func TestProtocol_PipelinedInOrder(t *testing.T) {
 	c := startCluster(t, t.TempDir(), clusterConfig(t.TempDir(), ""))
 	cl := dial(t, c.addr)
@@ -194,7 +194,7 @@ func TestProtocol_RuleThenJobPipelined(t *testing.T) {
 }
 
 // TestProtocol_SlowReaderBounded: a client that pipelines QUERYs and reads
-// nothing cannot grow the master's memory without bound (DESIGN §11).
+// nothing cannot grow the master's memory without bound (docs/protocol.md).
 func TestProtocol_SlowReaderBounded(t *testing.T) {
 	dir := t.TempDir()
 	c := startCluster(t, dir, clusterConfig(dir, ""))

@@ -100,7 +100,7 @@ func (s *session) authenticate(c *call, cmd protocol.Command) (closeConn bool) {
 	return false
 }
 
-// permitted applies the namespace (DESIGN §11): job commands check the job
+// permitted applies the namespace (docs/protocol.md): job commands check the job
 // id, rule commands the rule id and the pattern (so a token cannot make a
 // rule that fires for another namespace's jobs). QUERY and LISTRULES are
 // filtered instead; STAT is open.

@@ -32,7 +32,7 @@ const (
 	controlLiveCheckTimeout = time.Second
 )
 
-// ControlServer is the master's control endpoint (DESIGN §9): HTTP/1.1 on
+// ControlServer is the master's control endpoint (docs/operations.md): HTTP/1.1 on
 // <data_dir>/control.sock, and on control.url when configured. Every
 // request carries control.token when one is set.
 type ControlServer struct {

@@ -29,7 +29,7 @@ func listenTestSocket(t *testing.T) (*net.UnixListener, string) {
 }
 
 // TestControl_PeerCheck: a connection from another uid is closed at accept,
-// one from the same uid gets through (DESIGN §9, SO_PEERCRED).
+// one from the same uid gets through (docs/operations.md, SO_PEERCRED).
 func TestControl_PeerCheck(t *testing.T) {
 	cases := []struct {
 		name   string

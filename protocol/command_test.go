@@ -16,7 +16,7 @@ func ruleSet(rid string, r store.Rule) Command {
 	return Command{RID: rid, Op: OpRuleSet, ID: r.ID, Rule: r}
 }
 
-// TestParse covers every command of ztick.md §1.5 and DESIGN §5.1.
+// TestParse covers every command of ztick.md §1.5 and docs/protocol.md.
 func TestParse(t *testing.T) {
 	tests := []struct {
 		name string

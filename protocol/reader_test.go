@@ -110,7 +110,7 @@ func (e *endless) Read(p []byte) (int, error) {
 }
 
 // TestReaderBoundedMemory: a 64 MiB line goes through a 100-byte limit
-// without the buffer growing (DESIGN §11, bounded buffers).
+// without the buffer growing (docs/protocol.md, bounded buffers).
 func TestReaderBoundedMemory(t *testing.T) {
 	r := NewReader(&endless{n: 64 << 20}, 100)
 	if _, err := r.ReadLine(); !errors.Is(err, ErrLineTooLong) {

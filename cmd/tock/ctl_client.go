@@ -164,7 +164,7 @@ func (cl *ctlClient) get(path string, out any) ([]byte, error) {
 	return b, nil
 }
 
-// ctlExit turns an error into the exit code of DESIGN §3: 3 unreachable,
+// ctlExit turns an error into the exit code of docs/operations.md: 3 unreachable,
 // 2 usage (already a cli.ExitCoder), 1 everything else.
 func ctlExit(err error) error {
 	if err == nil {

@@ -20,7 +20,7 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// tock dump (DESIGN §3) prints the records of a logfile, tock's or ztick's
+// tock dump (docs/files.md) prints the records of a logfile, tock's or ztick's
 // (ztick.md §4.3), without ever writing to it: a torn tail is reported, not
 // trimmed as store.Replay would.
 

@@ -258,7 +258,7 @@ func TestDump_ZtickJSON(t *testing.T) {
 }
 
 // A tock logfile written by store.Logfile: status records and outcomes
-// (DESIGN §6: dump shows each job's last outcome).
+// (docs/protocol.md: dump shows each job's last outcome).
 func tockRecords() []store.Record {
 	return []store.Record{
 		rule("rule.1", "app.", store.RunnerShell, "/bin/true"),

@@ -20,7 +20,7 @@ var (
 	commitTime = ""
 )
 
-// Exit codes (DESIGN §3).
+// Exit codes (docs/operations.md).
 const (
 	exitOK          = 0
 	exitRefused     = 1
