@@ -3,7 +3,8 @@
 # for real: redis-server (worker/runner redis tests, the benchmark suite),
 # rabbitmq-server (worker/runner amqp tests), beanstalkd (the benchmark
 # suite, bench/suite), prometheus (its promtool checks /metrics) and
-# chromium (renders the status page). Nothing is started here: the tests
+# chromium (renders the status page) and puma, for Puma's pumactl
+# (e2e/pumactl_test.go). Nothing is started here: the tests
 # start private servers on free loopback ports and stop them (see
 # worker/runner/main_test.go, bench/suite/suite_test.go).
 #
@@ -18,7 +19,7 @@ installed() {
 # Each entry is package:command-it-provides.
 need=""
 for entry in redis-server:redis-server rabbitmq-server:rabbitmq-server beanstalkd:beanstalkd \
-	prometheus:promtool chromium:chromium; do
+	prometheus:promtool chromium:chromium puma:pumactl; do
 	installed "${entry#*:}" || need="$need ${entry%%:*}"
 done
 if [ -z "$need" ]; then

@@ -1,7 +1,7 @@
 // Package bench is tock's load generator: it drives a line-protocol server
 // (tock, or the echo server of this package for the ceiling) or redis over
 // several pipelined connections and measures throughput and per-request
-// latency (DESIGN §12).
+// latency, to compare with peers measured in the same run.
 //
 // Each connection has a writer goroutine and a reader goroutine. The writer
 // keeps at most Config.Pipeline requests in flight: it claims as many

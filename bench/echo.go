@@ -12,7 +12,7 @@ import (
 // EchoServer serves ln until it is closed: every line `<rid> ...` is
 // answered `<rid> OK` (an empty line `ERROR empty line`), in order,
 // pipelined: replies are buffered and flushed only when no further whole
-// request has been received. It is the ceiling of DESIGN §12 — a server that
+// request has been received. It is the ceiling the benchmarks compare against — a server that
 // does nothing but the protocol's framing. When ln is closed, EchoServer
 // closes the connections it accepted, waits for their goroutines and
 // returns.

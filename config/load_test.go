@@ -71,9 +71,9 @@ func TestLoadEmptyFileIsDefault(t *testing.T) {
 	}
 }
 
-// TestLoadExample: the documented full config loads cleanly.
-func TestLoadExample(t *testing.T) {
-	cfg, err := Load("testdata/tock.toml")
+// TestLoadEveryKey: the shared config that sets every key loads cleanly.
+func TestLoadEveryKey(t *testing.T) {
+	cfg, err := Load("../testdata/config/tock.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,20 +81,20 @@ func TestLoadExample(t *testing.T) {
 	want.Cluster.Workers = 4
 	want.Control = Control{URL: "tcp://127.0.0.1:5681", Token: "change-me"}
 	if !reflect.DeepEqual(cfg, want) {
-		t.Fatalf("testdata/tock.toml:\n got %+v\nwant %+v", cfg, want)
+		t.Fatalf("testdata/config/tock.toml:\n got %+v\nwant %+v", cfg, want)
 	}
 }
 
 // TestLoadZtickConfig: a config using every ztick section and key loads
-// with ztick's meaning (DESIGN §4).
+// with ztick's meaning (docs/configuration.md).
 func TestLoadZtickConfig(t *testing.T) {
-	cfg, err := Load("testdata/ztick.toml")
+	cfg, err := Load("../testdata/config/ztick.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Log.Level != "debug" || cfg.Database.Persistence != PersistenceMemory || cfg.Database.Fsync != FsyncNever ||
 		cfg.Controller.TLSCert != "test/fixtures/tls/cert.pem" || cfg.Controller.TLSKey != "test/fixtures/tls/key.pem" ||
-		cfg.Controller.AuthFile != "test/fixtures/auth/valid.toml" || cfg.HTTPListen() != "127.0.0.1:5680" ||
+		cfg.Controller.AuthFile != "testdata/auth/tokens.toml" || cfg.HTTPListen() != "127.0.0.1:5680" ||
 		!cfg.Telemetry.Enabled || cfg.Telemetry.FlushIntervalMS != 5000 {
 		t.Fatalf("ztick config: %+v", cfg)
 	}

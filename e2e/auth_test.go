@@ -12,19 +12,27 @@ import (
 	"time"
 )
 
-const authFile = `[token.deploy]
-secret = "sk_deploy_a1b2c3"
-namespace = "deploy."
+// authFixture is the shared auth file: token deploy (secret
+// sk_deploy_a1b2c3, namespace "deploy.") and admin (sk_admin_d4e5f6, "*").
+const authFixture = "../testdata/auth/tokens.toml"
 
-[token.admin]
-secret = "sk_admin_d4e5f6"
-namespace = "*"
-`
+// copyAuthFixture writes a private copy of the shared auth file to path
+// (a copy: SIGHUP tests rewrite it).
+func copyAuthFixture(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(authFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
 
 func authCluster(t *testing.T) (*cluster, string) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "auth.toml")
-	os.WriteFile(path, []byte(authFile), 0o600)
+	copyAuthFixture(t, path)
 	cfg := strings.Replace(clusterConfig(dir, ""), "[controller]\n", fmt.Sprintf("[controller]\nauth_file = %q\n", path), 1)
 	return startCluster(t, dir, cfg), path
 }
@@ -37,13 +45,13 @@ func closed(cl *client) bool {
 }
 
 // TestAuth: AUTH first, namespaces on job and rule ids and rule patterns,
-// filtered QUERY and LISTRULES, and no password in LISTRULES (DESIGN §11).
+// filtered QUERY and LISTRULES, and no password in LISTRULES (docs/protocol.md).
 func TestAuth(t *testing.T) {
 	c, _ := authCluster(t)
 
 	// A command before AUTH is refused and the connection closed.
 	cl := dial(t, c.addr)
-	cl.expect("r1 STAT", "r1 ERROR authentication required")
+	cl.expect("r1 STAT", "r1 ERROR authentication required: send AUTH <secret> first")
 	if !closed(cl) {
 		t.Fatal("connection open after a command without AUTH")
 	}
@@ -62,12 +70,12 @@ func TestAuth(t *testing.T) {
 	dep := dial(t, c.addr)
 	dep.expect("d0 AUTH sk_deploy_a1b2c3", "d0 OK")
 	dep.expect("d1 SET deploy.job1 4102444800000000000", "d1 OK")
-	dep.expect("d2 SET backup.daily 4102444800000000000", "d2 ERROR forbidden")
-	dep.expect("d3 GET backup.job1", "d3 ERROR forbidden")
-	dep.expect("d4 RULE SET x backup. shell echo", "d4 ERROR forbidden")
-	dep.expect("d5 RULE SET deploy.r backup. shell echo", "d5 ERROR forbidden") // pattern outside
+	dep.expect("d2 SET backup.daily 4102444800000000000", "d2 ERROR forbidden: outside this token's namespace \"deploy.\"")
+	dep.expect("d3 GET backup.job1", "d3 ERROR forbidden: outside this token's namespace \"deploy.\"")
+	dep.expect("d4 RULE SET x backup. shell echo", "d4 ERROR forbidden: outside this token's namespace \"deploy.\"")
+	dep.expect("d5 RULE SET deploy.r backup. shell echo", "d5 ERROR forbidden: outside this token's namespace \"deploy.\"") // pattern outside
 	dep.expect("d6 RULE SET deploy.r deploy. shell echo", "d6 OK")
-	dep.expect("d7 REMOVERULE backup.r", "d7 ERROR forbidden")
+	dep.expect("d7 REMOVERULE backup.r", "d7 ERROR forbidden: outside this token's namespace \"deploy.\"")
 	body, _ := dep.list("d8", "d8 QUERY")
 	if len(body) != 1 || !strings.HasPrefix(body[0], "d8 deploy.job1 ") {
 		t.Fatalf("QUERY as deploy: %q", body)

@@ -1,6 +1,6 @@
 package e2e
 
-// Throughput benchmarks of DESIGN §12, side by side in one run: the echo
+// Throughput benchmarks of tock, side by side in one run: the echo
 // ceiling, redis ZADD (when redis-server is installed), and the cluster.
 // They run only with -bench, e.g.
 //

@@ -60,7 +60,7 @@ var statusLineRE = regexp.MustCompile(`^worker (\d+): pid=(\d+) phase=(\d+) boot
 
 // TestCtl_StatsAndStatus: `tock ctl stats` (JSON and summary) and `status`,
 // with the socket found by --control, $TOCK_CONTROL and the default path
-// (DESIGN §3).
+// (docs/operations.md).
 func TestCtl_StatsAndStatus(t *testing.T) {
 	dir := t.TempDir()
 	c := startCluster(t, dir, clusterConfig(dir, ""))
@@ -128,7 +128,7 @@ func atoi(s string) int {
 	return n
 }
 
-// Exit codes of DESIGN §3.
+// Exit codes of docs/operations.md.
 const (
 	exitCodeOK          = 0
 	exitCodeRefused     = 1
@@ -179,7 +179,7 @@ func TestCtl_ExitCodes(t *testing.T) {
 }
 
 // TestCtl_Actions: workers, compact, phased-restart --wait and stop through
-// `tock ctl` (DESIGN §3, §8).
+// `tock ctl` (docs/operations.md).
 func TestCtl_Actions(t *testing.T) {
 	dir := t.TempDir()
 	c := startCluster(t, dir, clusterConfig(dir, ""))

@@ -17,7 +17,7 @@ import (
 	"time"
 )
 
-// ctlStats is the stats tree of DESIGN §9, decoded into the master's own
+// ctlStats is the stats tree of docs/stats.md, decoded into the master's own
 // types; the tests check the exact key sets separately on the raw JSON, so
 // a wrong tag still fails them.
 type ctlStats = master.Stats
@@ -92,11 +92,11 @@ func (cc *controlConn) stats() ctlStats {
 	return st
 }
 
-// expectOK checks an action's 202 {"status":"ok"}.
+// expectOK checks an action's 200 {"status":"ok"}.
 func (cc *controlConn) expectOK(path, body string) {
 	cc.t.Helper()
 	var r map[string]any
-	cc.expect("POST", path, body, 202, &r)
+	cc.expect("POST", path, body, 200, &r)
 	if r["status"] != "ok" {
 		cc.t.Fatalf("POST %s: %v, want status ok", path, r)
 	}

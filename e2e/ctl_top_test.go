@@ -61,7 +61,7 @@ var topRowRE = regexp.MustCompile(`(?m)^\s+(\d+)\s+(\d+)\s+(\d+)\s+booted\s+\d+\
 
 // TestCtl_TopUnderTmux runs `tock ctl top` in a real terminal (tmux):
 // the view shows the cluster and its worker rows, computes a request rate
-// from successive samples, and quits on q with exit 0 (DESIGN §3).
+// from successive samples, and quits on q with exit 0 (docs/operations.md).
 func TestCtl_TopUnderTmux(t *testing.T) {
 	ts := startTmux(t)
 	dir := t.TempDir()
@@ -103,5 +103,27 @@ func TestCtl_TopUnderTmux(t *testing.T) {
 	})
 	if !strings.Contains(after, "top-exit=0") {
 		t.Fatalf("top did not exit 0:\n%s", after)
+	}
+}
+
+// TestCtl_TopPiped: with stdout not a terminal, `tock ctl top` prints one
+// plain table (no escape codes, every column) and exits 0 by itself.
+func TestCtl_TopPiped(t *testing.T) {
+	dir := t.TempDir()
+	startCluster(t, dir, clusterConfig(dir, ""))
+	out, err := runTock(t, "ctl", "--control", "unix://"+controlSocket(dir), "top")
+	if err != nil {
+		t.Fatalf("ctl top piped: %v\n%s", err, out)
+	}
+	if strings.Contains(out, "\x1b") {
+		t.Fatalf("escape codes in piped output:\n%q", out)
+	}
+	for _, want := range []string{"tock top", "workers 2 (2 booted, 0 old)", "IDX", "TRIGGERED", "RSS"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("no %q in piped output:\n%s", want, out)
+		}
+	}
+	if rows := regexp.MustCompile(`(?m)^\s+[01]\s+\d+\s+\d+\s+booted\s`).FindAllString(out, -1); len(rows) != 2 {
+		t.Fatalf("%d worker rows in piped output:\n%s", len(rows), out)
 	}
 }

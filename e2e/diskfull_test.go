@@ -11,7 +11,7 @@ import (
 
 // TestDiskFull: when a shard's log cannot grow (here the workers' file-size
 // limit stands in for a full disk), the SET gets ERROR and is not visible,
-// every acknowledged SET stays readable, and reads keep working (DESIGN §7).
+// every acknowledged SET stays readable, and reads keep working (docs/files.md).
 func TestDiskFull(t *testing.T) {
 	prlimit, err := exec.LookPath("prlimit")
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 
 // TestDump_ClusterLogfiles: tock dump reads what a real cluster wrote: a
 // shard logfile with a job, a job that ran (its status and outcome), and
-// rules.log as NDJSON with passwords removed (DESIGN §3, §6, §7).
+// rules.log as NDJSON with passwords removed (docs/operations.md, docs/protocol.md, docs/files.md).
 func TestDump_ClusterLogfiles(t *testing.T) {
 	dir := t.TempDir()
 	c := startCluster(t, dir, clusterConfig(dir, ""))

@@ -98,7 +98,7 @@ func TestDurability_KillEverything(t *testing.T) {
 }
 
 // TestDurability_MasterDeathStopsWorkers: kill -9 of the master leaves no
-// worker after 2 s (DESIGN §8).
+// worker after 2 s (docs/operations.md).
 func TestDurability_MasterDeathStopsWorkers(t *testing.T) {
 	dir := t.TempDir()
 	c := startCluster(t, dir, clusterConfig(dir, ""))

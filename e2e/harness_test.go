@@ -54,6 +54,12 @@ type cluster struct {
 	logs    *syncBuffer
 	exited  chan struct{}
 	exitErr error
+	// env is added to the environment and extra passed as fds 3..; with
+	// listenPID, LISTEN_PID is set to the master's pid (as systemd does,
+	// through a shell that execs tock).
+	env       []string
+	extra     []*os.File
+	listenPID bool
 }
 
 // syncBuffer is the goroutine-safe buffer the tests capture output in.
@@ -119,6 +125,13 @@ func (c *cluster) startWith(logs func() string) {
 	c.t.Helper()
 	c.exited = make(chan struct{})
 	c.cmd = exec.Command(c.bin, "serve", "-c", c.cfgPath)
+	if c.listenPID {
+		c.cmd = exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" serve -c "$1"`, c.bin, c.cfgPath)
+	}
+	if c.env != nil {
+		c.cmd.Env = append(os.Environ(), c.env...)
+	}
+	c.cmd.ExtraFiles = c.extra
 	c.cmd.Dir = c.dir
 	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
 	if err := c.cmd.Start(); err != nil {

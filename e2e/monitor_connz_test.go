@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -238,7 +237,7 @@ func TestMonitor_ClosedReasons(t *testing.T) {
 	dir := t.TempDir()
 	certPath, keyPath, pool := writeCert(t, dir)
 	authPath := filepath.Join(dir, "auth.toml")
-	os.WriteFile(authPath, []byte(authFile), 0o600)
+	copyAuthFixture(t, authPath)
 	cfg := strings.Replace(monitorConfig(dir, ""), "[controller]\n", fmt.Sprintf(
 		"[controller]\ntls_cert = %q\ntls_key = %q\nauth_file = %q\nwrite_deadline = \"1s\"\nmax_connections = 3\n",
 		certPath, keyPath, authPath), 1)

@@ -196,7 +196,7 @@ func TestMonitor_StatsBothTransports(t *testing.T) {
 func TestMonitor_PprofAndAuth(t *testing.T) {
 	dir := t.TempDir()
 	authPath := filepath.Join(dir, "auth.toml")
-	os.WriteFile(authPath, []byte(authFile), 0o600)
+	copyAuthFixture(t, authPath)
 	cfg := strings.Replace(monitorConfig(dir, "pprof = true\nmonitoring_auth = \"token\"\n"), "[controller]\n",
 		fmt.Sprintf("[controller]\nauth_file = %q\n", authPath), 1)
 	c := startCluster(t, dir, cfg)

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// TestProtocol_EveryCommand exercises each command of DESIGN §5.1 against a
+// TestProtocol_EveryCommand exercises each command of docs/protocol.md against a
 // two-worker cluster.
 func TestProtocol_EveryCommand(t *testing.T) {
 	c := startCluster(t, t.TempDir(), clusterConfig(t.TempDir(), ""))
@@ -63,20 +63,24 @@ func TestProtocol_EveryCommand(t *testing.T) {
 }
 
 // TestProtocol_Errors: every bad line is answered and the connection stays
-// usable (DESIGN §5.3).
+// usable (docs/protocol.md).
 func TestProtocol_Errors(t *testing.T) {
 	c := startCluster(t, t.TempDir(), clusterConfig(t.TempDir(), ""))
 	cl := dial(t, c.addr)
 	cases := []struct{ line, want string }{
-		{"r1 FOO bar", `r1 ERROR unknown command "FOO"`},
-		{"r2 SET job abc", `r2 ERROR invalid timestamp "abc"`},
-		{"r3 SET job", "r3 ERROR missing timestamp"},
-		{"r4 GET", "r4 ERROR missing job id"},
-		{"r5", "r5 ERROR missing command"},
+		{"r1 FOO bar", `r1 ERROR unknown command "FOO": want SET, GET, QUERY, REMOVE, RULE SET, REMOVERULE, LISTRULES, STAT, AUTH or INFO`},
+		{"r2 SET job abc", `r2 ERROR invalid timestamp "abc": want nanoseconds since the epoch, "YYYY-MM-DD HH:MM:SS" (UTC) or RFC 3339`},
+		{"r3 SET job", `r3 ERROR missing timestamp: want nanoseconds since the epoch, "YYYY-MM-DD HH:MM:SS" (UTC) or RFC 3339`},
+		{"r4 GET", "r4 ERROR missing job id: want <rid> GET <job>"},
+		{"r5", "r5 ERROR missing command: want <rid> <command> [<args>], commands: SET, GET, QUERY, REMOVE, RULE SET, REMOVERULE, LISTRULES, STAT, AUTH or INFO"},
 		{"", "ERROR empty line"},
 		{"r6 RULE SET x y. http PATCH http://a", ""},
 		{"r7 SET job 2100-02-30 00:00:00", ""},
-		{"r8 set job 1", `r8 ERROR unknown command "set"`},
+		{"r8 set job 1", `r8 ERROR unknown command "set": commands are upper case, did you mean "SET"?`},
+		{"SET foo 0", "ERROR missing request id: want <rid> SET <job> <timestamp>"},
+		{"r8b SET job 1 extra", `r8b ERROR unexpected token "extra" after the command: want <rid> SET <job> <timestamp>`},
+		{"r8c SET rfc.job 2030-01-01T02:00:00+02:00", "r8c OK"},
+		{"r8d GET rfc.job", "r8d OK planned 1893456000000000000"},
 		{`r9 SET "unterminated 1`, ""},
 	}
 	for _, tc := range cases {
@@ -93,8 +97,12 @@ func TestProtocol_Errors(t *testing.T) {
 	}
 	// Over-long line: answered, skipped to the newline, connection usable.
 	cl.send("r10 SET " + strings.Repeat("x", 10000) + " 1")
-	if got := cl.line(); got != "ERROR line too long" {
+	if got := cl.line(); got != "r10 ERROR line too long (limit 4096 bytes)" {
 		t.Fatalf("long line: %q", got)
+	}
+	cl.send(strings.Repeat("x", 10000) + " 1")
+	if got := cl.line(); got != "ERROR line too long (limit 4096 bytes)" {
+		t.Fatalf("long line without a readable request id: %q", got)
 	}
 	// CRLF.
 	cl.send("r11 SET crlf.job 4102444800000000000\r")
@@ -105,7 +113,7 @@ func TestProtocol_Errors(t *testing.T) {
 }
 
 // TestProtocol_PipelinedInOrder: 1000 pipelined requests on one connection
-// across shards come back in request order (DESIGN §5.2).
+// across shards come back in request order (docs/protocol.md).
 func TestProtocol_PipelinedInOrder(t *testing.T) {
 	c := startCluster(t, t.TempDir(), clusterConfig(t.TempDir(), ""))
 	cl := dial(t, c.addr)
@@ -186,7 +194,7 @@ func TestProtocol_RuleThenJobPipelined(t *testing.T) {
 }
 
 // TestProtocol_SlowReaderBounded: a client that pipelines QUERYs and reads
-// nothing cannot grow the master's memory without bound (DESIGN §11).
+// nothing cannot grow the master's memory without bound (docs/protocol.md).
 func TestProtocol_SlowReaderBounded(t *testing.T) {
 	dir := t.TempDir()
 	c := startCluster(t, dir, clusterConfig(dir, ""))

@@ -304,9 +304,7 @@ func mustJSON(v any) []byte {
 func TestREST_AuthNamespaces(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "auth.toml")
-	if err := os.WriteFile(path, []byte(authFile), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	copyAuthFixture(t, path)
 	cfg := strings.Replace(monitorConfig(dir, ""), "[controller]\n", fmt.Sprintf("[controller]\nauth_file = %q\n", path), 1)
 	c := startCluster(t, dir, cfg)
 	anon := newRESTClient(t, c, "")

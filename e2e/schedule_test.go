@@ -36,7 +36,7 @@ func readLines(path string) []string {
 }
 
 // TestSchedule_ShellRunsOnce: a shell rule that appends $TOCK_JOB_ID to a
-// file runs exactly once for a job due in one second (DESIGN §6).
+// file runs exactly once for a job due in one second (docs/protocol.md).
 func TestSchedule_ShellRunsOnce(t *testing.T) {
 	dir := t.TempDir()
 	c := startCluster(t, dir, clusterConfig(dir, ""))
@@ -92,7 +92,7 @@ func statMap(body []string) map[string]string {
 }
 
 // TestSchedule_NoRerunAfterRestart: an executed job is not run again after
-// a restart (statuses are persisted, DESIGN §5.4).
+// a restart (statuses are persisted, docs/protocol.md).
 func TestSchedule_NoRerunAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	c := startCluster(t, dir, clusterConfig(dir, ""))
@@ -121,7 +121,7 @@ func TestSchedule_NoRerunAfterRestart(t *testing.T) {
 
 // TestSchedule_KillWorkerDuringExecution: kill -9 of the worker during a
 // long execution re-runs it exactly once after recovery (at-least-once,
-// DESIGN §6).
+// docs/protocol.md).
 func TestSchedule_KillWorkerDuringExecution(t *testing.T) {
 	dir := t.TempDir()
 	c := startCluster(t, dir, clusterConfig(dir, ""))

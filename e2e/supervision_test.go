@@ -19,7 +19,7 @@ func pidSet(t *testing.T, c *cluster) []int {
 
 // TestSupervision_KillWorker: kill -9 of a worker under load — replaced at
 // the same index, no request failed, no connection closed, no acknowledged
-// write lost (DESIGN §8).
+// write lost (docs/operations.md).
 func TestSupervision_KillWorker(t *testing.T) {
 	dir := t.TempDir()
 	c := startCluster(t, dir, clusterConfig(dir, ""))

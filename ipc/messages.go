@@ -137,7 +137,7 @@ type Outcome struct {
 }
 
 // Status is a worker's last_status, sent as its heartbeat. Field names are
-// those of the stats tree (DESIGN §9).
+// those of the stats tree (docs/stats.md).
 type Status struct {
 	// UptimeNs is the time since the worker process started.
 	UptimeNs int64 `json:"uptime_ns"`

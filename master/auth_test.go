@@ -39,3 +39,20 @@ func TestLoadAuthFile(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadAuthFile_SharedFixture: the auth file the e2e tests use loads
+// with its two tokens and their namespaces.
+func TestLoadAuthFile_SharedFixture(t *testing.T) {
+	ts, err := loadAuthFile("../testdata/auth/tokens.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep, err := ts.authenticate("sk_deploy_a1b2c3")
+	if err != nil || dep.name != "deploy" || !dep.allows("deploy.x") || dep.allows("backup.x") {
+		t.Fatalf("deploy token: %+v %v", dep, err)
+	}
+	adm, err := ts.authenticate("sk_admin_d4e5f6")
+	if err != nil || adm.name != "admin" || !adm.allows("anything") {
+		t.Fatalf("admin token: %+v %v", adm, err)
+	}
+}

@@ -33,11 +33,12 @@ func (s *session) dispatch(c *call, line []byte) (closeConn bool) {
 		return s.authenticate(c, cmd)
 	}
 	if !s.authed {
-		c.finish(protocol.AppendError(nil, cmd.RID, "authentication required"))
+		c.finish(protocol.AppendError(nil, cmd.RID, "authentication required: send AUTH <secret> first"))
 		return true
 	}
 	if s.id.namespace != "" && !s.permitted(cmd) {
-		c.finish(protocol.AppendError(nil, cmd.RID, "forbidden"))
+		c.finish(protocol.AppendError(nil, cmd.RID,
+			"forbidden: outside this token's namespace "+strconv.Quote(s.id.namespace)))
 		return false
 	}
 	m := s.m
@@ -56,7 +57,7 @@ func (s *session) dispatch(c *call, line []byte) (closeConn bool) {
 		select {
 		case s.cc.fanouts <- struct{}{}:
 		case <-s.cc.quit:
-			c.finish(protocol.AppendError(nil, cmd.RID, "stopping"))
+			c.finish(protocol.AppendError(nil, cmd.RID, "stopping: tock is shutting down"))
 			return true
 		}
 		m.query(c, cmd, s.id, func() { <-s.cc.fanouts })
@@ -78,7 +79,7 @@ func (s *session) dispatch(c *call, line []byte) (closeConn bool) {
 	case protocol.OpRemoveRule:
 		m.changeRule(c, cmd, store.Record{Type: store.RecordRuleRemoval, ID: cmd.ID})
 	default:
-		c.finish(protocol.AppendError(nil, cmd.RID, "unknown command"))
+		c.finish(protocol.AppendError(nil, cmd.RID, "unknown command "+strconv.Quote(cmd.Op.String())))
 	}
 	return false
 }
@@ -103,7 +104,7 @@ func (s *session) authenticate(c *call, cmd protocol.Command) (closeConn bool) {
 	return false
 }
 
-// permitted applies the namespace (DESIGN §11): job commands check the job
+// permitted applies the namespace (docs/protocol.md): job commands check the job
 // id, rule commands the rule id and the pattern (so a token cannot make a
 // rule that fires for another namespace's jobs). QUERY and LISTRULES are
 // filtered instead; STAT is open.

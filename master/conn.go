@@ -166,7 +166,7 @@ func (m *Master) readRequests(cc *clientConn) {
 			case <-cc.quit:
 				return
 			}
-			c.finish(protocol.AppendError(nil, "", "line too long"))
+			c.finish(protocol.AppendError(nil, tooLongRID(err), err.Error()))
 			continue
 		}
 		if err != nil {
@@ -370,4 +370,14 @@ func (t *connTable) count() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.conns)
+}
+
+// tooLongRID is the request id to answer an over-long line with: its own
+// when it was readable, none for a bare AUTH.
+func tooLongRID(err error) string {
+	var tl *protocol.LineTooLongError
+	if errors.As(err, &tl) && tl.RID != "AUTH" {
+		return tl.RID
+	}
+	return ""
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,7 +32,7 @@ const (
 	controlLiveCheckTimeout = time.Second
 )
 
-// ControlServer is the master's control endpoint (DESIGN §9): HTTP/1.1 on
+// ControlServer is the master's control endpoint (docs/operations.md): HTTP/1.1 on
 // <data_dir>/control.sock, and on control.url when configured. Every
 // request carries control.token when one is set.
 type ControlServer struct {
@@ -44,6 +45,9 @@ type ControlServer struct {
 	closed sync.Once
 
 	listeners []net.Listener // control.sock, then control.url's
+	// inheritedFile holds the inherited Unix listener's socket open for a
+	// hot restart; nil when control.sock was made here.
+	inheritedFile *os.File
 }
 
 // claimControl claims control.sock (refusing when another tock serves it)
@@ -66,11 +70,9 @@ func (m *Master) claimControl() error {
 		IdleTimeout:       controlIdleTimeout,
 		ErrorLog:          cs.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
-	unixLn, err := cs.listenUnix()
-	if err != nil {
+	if err := cs.claimListeners(m.opts.ControlListener); err != nil {
 		return err
 	}
-	cs.listeners = []net.Listener{unixLn}
 	if u := m.cfg.Control.URL; u != "" {
 		hostport, ok := strings.CutPrefix(u, "tcp://")
 		if !ok {
@@ -86,6 +88,50 @@ func (m *Master) claimControl() error {
 	}
 	m.control = cs
 	return nil
+}
+
+// claimListeners sets up the Unix control listener: inherited (from
+// systemd or a restarting master), or control.sock created here. An
+// inherited TCP listener is served as well as the socket.
+func (cs *ControlServer) claimListeners(inherited net.Listener) error {
+	if ul, ok := inherited.(*net.UnixListener); ok {
+		// The file is the service manager's: never removed here, and kept
+		// open across a hot restart (ControlListenerFile).
+		ul.SetUnlinkOnClose(false)
+		f, err := ul.File()
+		if err != nil {
+			return fmt.Errorf("inherited control listener: %w", err)
+		}
+		cs.inheritedFile, cs.path = f, ""
+		cs.listeners = []net.Listener{&peerCheckListener{UnixListener: ul, uid: os.Getuid(), log: cs.log}}
+		return nil
+	}
+	unixLn, err := cs.listenUnix()
+	if err != nil {
+		return err
+	}
+	cs.listeners = []net.Listener{unixLn}
+	if inherited != nil {
+		cs.listeners = append(cs.listeners, inherited)
+	}
+	return nil
+}
+
+// ControlListenerFile returns the inherited Unix control listener's socket
+// without close-on-exec, for a re-executed master to inherit, or nil when
+// the master made control.sock itself.
+func (m *Master) ControlListenerFile() (*os.File, error) {
+	cs := m.control
+	if cs == nil || cs.inheritedFile == nil {
+		m.mu.Lock()
+		f := m.controlFile
+		m.mu.Unlock()
+		if f == nil {
+			return nil, nil
+		}
+		return clearCloexec(f)
+	}
+	return clearCloexec(cs.inheritedFile)
 }
 
 // startControl serves the control API on the claimed listeners until
@@ -114,8 +160,11 @@ func (m *Master) stopControl() {
 	m.control = nil
 	m.mu.Lock()
 	restarting := m.restarting
+	if cs.inheritedFile != nil {
+		m.controlFile = cs.inheritedFile // for ControlListenerFile
+	}
 	m.mu.Unlock()
-	cs.close(!restarting)
+	cs.close(!restarting && cs.path != "")
 }
 
 func (cs *ControlServer) serve(ln net.Listener) {
@@ -199,8 +248,8 @@ func claimSocket(path string) error {
 // ServeHTTP checks the token, finds the route, checks the method and runs
 // the handler; a handler's error becomes the JSON error reply.
 func (cs *ControlServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !cs.authorized(r) {
-		writeControlError(w, cs.log, errUnauthorized)
+	if err := cs.authorize(r); err != nil {
+		writeControlError(w, cs.log, err)
 		return
 	}
 	rt, ok := controlRoutes[r.URL.Path]
@@ -208,10 +257,10 @@ func (cs *ControlServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeControlError(w, cs.log, &controlError{status: http.StatusNotFound, msg: "no such endpoint " + r.URL.Path})
 		return
 	}
-	if r.Method != rt.method {
-		w.Header().Set("Allow", rt.method)
+	if !slices.Contains(rt.methods, r.Method) {
+		w.Header().Set("Allow", strings.Join(rt.methods, ", "))
 		writeControlError(w, cs.log, &controlError{status: http.StatusMethodNotAllowed,
-			msg: r.URL.Path + " takes " + rt.method + ", not " + r.Method})
+			msg: r.URL.Path + " takes " + strings.Join(rt.methods, " or ") + ", not " + r.Method})
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, controlMaxBody)
@@ -220,15 +269,34 @@ func (cs *ControlServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// authorized reports whether r carries the token (or none is needed):
-// "Authorization: Bearer T" or "?token=T", compared in constant time.
-func (cs *ControlServer) authorized(r *http.Request) bool {
+// authorize checks that r carries the token when one is set:
+// "Authorization: Bearer T" or "?token=T", compared in constant time. No
+// token is errUnauthorized (401), a wrong one errForbidden (403), as Puma
+// answers. A request over TCP is refused when no token is configured
+// (config validation already requires one with control.url; this holds
+// for any TCP listener, inherited ones too).
+func (cs *ControlServer) authorize(r *http.Request) error {
 	if cs.token == "" {
-		return true
+		if overTCP(r) {
+			return errNoTCPToken
+		}
+		return nil
 	}
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
 		got = r.URL.Query().Get("token")
 	}
-	return subtle.ConstantTimeCompare([]byte(got), []byte(cs.token)) == 1
+	if got == "" {
+		return errUnauthorized
+	}
+	if subtle.ConstantTimeCompare([]byte(got), []byte(cs.token)) != 1 {
+		return errForbidden
+	}
+	return nil
+}
+
+// overTCP reports whether r came in on a TCP listener.
+func overTCP(r *http.Request) bool {
+	addr, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	return ok && strings.HasPrefix(addr.Network(), "tcp")
 }

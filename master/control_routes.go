@@ -14,24 +14,37 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// controlRoute is one control endpoint: the method it takes and its handler.
+// controlRoute is one control endpoint: the methods it takes and its
+// handler.
 type controlRoute struct {
-	method string
-	handle func(cs *ControlServer, w http.ResponseWriter, r *http.Request) error
+	methods []string // the first is the one named in a 405's Allow
+	handle  func(cs *ControlServer, w http.ResponseWriter, r *http.Request) error
 }
 
-// controlRoutes is the control API (DESIGN §9), one entry per path.
+var (
+	onlyGET  = []string{http.MethodGet}
+	onlyPOST = []string{http.MethodPost}
+	// pumaAction is an action Puma's pumactl sends as a GET: Puma ignores
+	// the method, and so do these paths. A browser cannot be tricked into
+	// one: the socket is 0600 and peer-checked, and the TCP listener always
+	// wants the token (see docs/operations.md, "Puma's pumactl").
+	pumaAction = []string{http.MethodPost, http.MethodGet}
+)
+
+// controlRoutes is the control API (docs/operations.md), one entry per
+// path.
 var controlRoutes = map[string]controlRoute{
-	"/stats":          {http.MethodGet, shared((*Master).serveStats)},
-	"/healthz":        {http.MethodGet, shared((*Master).serveHealthz)},
-	"/gc-stats":       {http.MethodGet, (*ControlServer).serveGCStats},
-	"/backtraces":     {http.MethodGet, (*ControlServer).serveBacktraces},
-	"/phased-restart": {http.MethodPost, (*ControlServer).servePhasedRestart},
-	"/restart":        {http.MethodPost, (*ControlServer).serveRestart},
-	"/stop":           {http.MethodPost, (*ControlServer).serveStop},
-	"/halt":           {http.MethodPost, (*ControlServer).serveHalt},
-	"/workers":        {http.MethodPost, (*ControlServer).serveWorkers},
-	"/compact":        {http.MethodPost, (*ControlServer).serveCompact},
+	"/stats":             {onlyGET, shared((*Master).serveStats)},
+	"/healthz":           {onlyGET, shared((*Master).serveHealthz)},
+	"/gc-stats":          {onlyGET, (*ControlServer).serveGCStats},
+	"/backtraces":        {onlyGET, (*ControlServer).serveBacktraces},
+	"/thread-backtraces": {onlyGET, (*ControlServer).serveBacktraces}, // Puma's name
+	"/phased-restart":    {pumaAction, (*ControlServer).servePhasedRestart},
+	"/restart":           {pumaAction, (*ControlServer).serveRestart},
+	"/stop":              {pumaAction, (*ControlServer).serveStop},
+	"/halt":              {pumaAction, (*ControlServer).serveHalt},
+	"/workers":           {onlyPOST, (*ControlServer).serveWorkers},
+	"/compact":           {onlyPOST, (*ControlServer).serveCompact},
 }
 
 // controlError is an error with the HTTP status it is answered with.
@@ -42,7 +55,13 @@ type controlError struct {
 
 func (e *controlError) Error() string { return e.msg }
 
-var errUnauthorized = &controlError{status: http.StatusUnauthorized, msg: "unauthorized"}
+// The token errors are Puma's codes, which pumactl tells apart: 401 when
+// no token came, 403 when a wrong one did.
+var (
+	errUnauthorized = &controlError{status: http.StatusUnauthorized, msg: "unauthorized: a token is required"}
+	errForbidden    = &controlError{status: http.StatusForbidden, msg: "forbidden: wrong token"}
+	errNoTCPToken   = &controlError{status: http.StatusForbidden, msg: "forbidden: the TCP control listener needs control.token"}
+)
 
 func badRequest(format string, args ...any) error {
 	return &controlError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
@@ -126,7 +145,7 @@ func (cs *ControlServer) servePhasedRestart(w http.ResponseWriter, _ *http.Reque
 		return actionError(err)
 	}
 	cs.log.Info("phased restart requested")
-	writeJSON(w, http.StatusAccepted, statusOK)
+	writeJSON(w, http.StatusOK, statusOK)
 	return nil
 }
 
@@ -140,14 +159,14 @@ func (cs *ControlServer) stoppingError() error {
 	return nil
 }
 
-// replyThen answers 202 and only then runs act, so the client has its reply
+// replyThen answers 200 and only then runs act, so the client has its reply
 // before the process restarts or exits.
 func (cs *ControlServer) replyThen(w http.ResponseWriter, what string, act func()) error {
 	if err := cs.stoppingError(); err != nil {
 		return err
 	}
 	cs.log.Info(what + " requested")
-	writeJSON(w, http.StatusAccepted, statusOK)
+	writeJSON(w, http.StatusOK, statusOK)
 	go act()
 	return nil
 }
@@ -206,7 +225,7 @@ func (cs *ControlServer) serveWorkers(w http.ResponseWriter, r *http.Request) er
 		return actionError(err)
 	}
 	cs.log.Info("scaling requested", "workers", target)
-	writeJSON(w, http.StatusAccepted, statusOK)
+	writeJSON(w, http.StatusOK, statusOK)
 	return nil
 }
 
@@ -249,7 +268,7 @@ func (cs *ControlServer) serveCompact(w http.ResponseWriter, _ *http.Request) er
 		return &controlError{status: http.StatusBadGateway, msg: "compact: " + strings.Join(failed, "; ")}
 	}
 	cs.log.Info("compaction requested", "workers", len(res))
-	writeJSON(w, http.StatusAccepted, CompactReply{Status: "ok", Workers: res})
+	writeJSON(w, http.StatusOK, CompactReply{Status: "ok", Workers: res})
 	return nil
 }
 

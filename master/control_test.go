@@ -1,6 +1,7 @@
 package master
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -28,7 +29,7 @@ func listenTestSocket(t *testing.T) (*net.UnixListener, string) {
 }
 
 // TestControl_PeerCheck: a connection from another uid is closed at accept,
-// one from the same uid gets through (DESIGN §9, SO_PEERCRED).
+// one from the same uid gets through (docs/operations.md, SO_PEERCRED).
 func TestControl_PeerCheck(t *testing.T) {
 	cases := []struct {
 		name   string
@@ -105,8 +106,9 @@ func TestControl_ClaimSocket(t *testing.T) {
 	}
 }
 
-// TestControl_Routing: unknown paths 404, wrong methods 405 with Allow, and
-// a missing or wrong token 401, all as {"error": ...}.
+// TestControl_Routing: unknown paths 404, wrong methods 405 with Allow, a
+// missing token 401 and a wrong one 403 (Puma's codes), all as
+// {"error": ...}.
 func TestControl_Routing(t *testing.T) {
 	cs := &ControlServer{log: hclog.NewNullLogger(), token: "s3cret"}
 	cases := []struct {
@@ -115,12 +117,18 @@ func TestControl_Routing(t *testing.T) {
 		allow                      string
 	}{
 		{"no token", "GET", "/stats", "", 401, ""},
-		{"wrong token", "GET", "/stats?token=nope", "", 401, ""},
-		{"wrong bearer", "GET", "/stats", "Bearer nope", 401, ""},
+		{"empty query token", "GET", "/stats?token=", "", 401, ""},
+		{"wrong token", "GET", "/stats?token=nope", "", 403, ""},
+		{"wrong bearer", "GET", "/stats", "Bearer nope", 403, ""},
+		{"no token on a GET action", "GET", "/stop", "", 401, ""},
+		{"wrong token on a GET action", "GET", "/halt?token=nope", "", 403, ""},
 		{"unknown path", "GET", "/nope", "Bearer s3cret", 404, ""},
 		{"unknown path by query token", "GET", "/nope?token=s3cret", "", 404, ""},
-		{"GET on an action", "GET", "/stop", "Bearer s3cret", 405, "POST"},
+		{"PUT on an action", "PUT", "/stop", "Bearer s3cret", 405, "POST, GET"},
+		{"GET on /workers", "GET", "/workers", "Bearer s3cret", 405, "POST"},
+		{"GET on /compact", "GET", "/compact", "Bearer s3cret", 405, "POST"},
 		{"POST on a query", "POST", "/stats", "Bearer s3cret", 405, "GET"},
+		{"POST on the backtraces alias", "POST", "/thread-backtraces", "Bearer s3cret", 405, "GET"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -143,6 +151,27 @@ func TestControl_Routing(t *testing.T) {
 				t.Fatalf("body %q is not {\"error\": ...}: %v", rec.Body, err)
 			}
 		})
+	}
+}
+
+// TestControl_TCPNeedsToken: without a configured token, a request that
+// came in over TCP is refused and one over the Unix socket is not.
+func TestControl_TCPNeedsToken(t *testing.T) {
+	cs := &ControlServer{log: hclog.NewNullLogger()}
+	for _, tc := range []struct {
+		addr   net.Addr
+		status int
+	}{
+		{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}, 403},
+		{&net.UnixAddr{Name: "/x/control.sock", Net: "unix"}, 404},
+	} {
+		req := httptest.NewRequest("GET", "/nope", nil)
+		req = req.WithContext(context.WithValue(req.Context(), http.LocalAddrContextKey, tc.addr))
+		rec := httptest.NewRecorder()
+		cs.ServeHTTP(rec, req)
+		if rec.Code != tc.status {
+			t.Errorf("%s: status %d, want %d (%s)", tc.addr.Network(), rec.Code, tc.status, rec.Body)
+		}
 	}
 }
 

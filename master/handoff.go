@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tockd/tock/internal/systemd"
 	"github.com/tockd/tock/ipc"
 )
 
@@ -40,6 +41,7 @@ func (m *Master) PhasedRestart() error {
 
 func (m *Master) phasedRestart(phase int) {
 	m.log.Info("phased restart started", "phase", phase)
+	m.sdNotify(systemd.Reloading)
 	err := m.rollOut(phase)
 	m.mu.Lock()
 	m.restart.inProgress = false
@@ -49,6 +51,9 @@ func (m *Master) phasedRestart(phase int) {
 		m.restart.lastError = ""
 	}
 	m.mu.Unlock()
+	// Ready again either way: an aborted rollout leaves the old workers
+	// serving, and STATUS= says it failed.
+	m.sdNotify(systemd.Ready)
 	if err != nil {
 		m.log.Error("phased restart aborted; the remaining workers keep serving", "phase", phase, "error", err)
 		return

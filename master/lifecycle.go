@@ -84,6 +84,11 @@ func (m *Master) ListenerFile() (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dup listener: %w", err)
 	}
+	return clearCloexec(f)
+}
+
+// clearCloexec makes f inherited by an exec.
+func clearCloexec(f *os.File) (*os.File, error) {
 	if _, err := unix.FcntlInt(f.Fd(), unix.F_SETFD, 0); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("clear close-on-exec: %w", err)
@@ -91,23 +96,37 @@ func (m *Master) ListenerFile() (*os.File, error) {
 	return f, nil
 }
 
+// EnvControlFD passes the inherited control listener across a restart,
+// as EnvListenFD passes the client listener.
+const EnvControlFD = "TOCK_CONTROL_FD"
+
+// InheritedControlListener returns the control listener passed by a
+// restarting master, or nil when there is none.
+func InheritedControlListener() (net.Listener, error) {
+	return inheritedFD(EnvControlFD, "control listener")
+}
+
 // InheritedListener returns the listener passed by a restarting master, or
 // nil when there is none.
-func InheritedListener() (net.Listener, error) {
-	v := os.Getenv(EnvListenFD)
+func InheritedListener() (net.Listener, error) { return inheritedFD(EnvListenFD, "listener") }
+
+// inheritedFD opens the listener whose fd the environment variable env
+// names, and removes the variable.
+func inheritedFD(env, what string) (net.Listener, error) {
+	v := os.Getenv(env)
 	if v == "" {
 		return nil, nil
 	}
-	os.Unsetenv(EnvListenFD)
+	os.Unsetenv(env)
 	var fd int
 	if _, err := fmt.Sscanf(v, "%d", &fd); err != nil || fd < 3 {
-		return nil, fmt.Errorf("bad %s=%q", EnvListenFD, v)
+		return nil, fmt.Errorf("bad %s=%q", env, v)
 	}
-	f := os.NewFile(uintptr(fd), "listener")
+	f := os.NewFile(uintptr(fd), what)
 	ln, err := net.FileListener(f)
 	f.Close()
 	if err != nil {
-		return nil, fmt.Errorf("inherited listener: %w", err)
+		return nil, fmt.Errorf("inherited %s: %w", what, err)
 	}
 	return ln, nil
 }

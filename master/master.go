@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/tockd/tock/config"
 	"github.com/tockd/tock/httpapi"
+	"github.com/tockd/tock/internal/systemd"
 	"github.com/tockd/tock/ipc"
 )
 
@@ -33,14 +34,24 @@ type Options struct {
 	// WorkerArgs are extra arguments for `tock worker` (log settings).
 	WorkerArgs []string
 	// Listener, when set, is used instead of binding Controller.Listen
-	// (inherited across a master restart).
+	// (inherited across a master restart, or from systemd).
 	Listener net.Listener
 	// HTTPListener, when set, is used instead of binding [http] listen
-	// (inherited across a master restart).
+	// (inherited across a master restart, or from systemd).
 	HTTPListener net.Listener
 	// HTTPRoutes are route groups added to the HTTP listener beside the
 	// monitoring endpoints (the REST API); see HTTPRoutes.
 	HTTPRoutes []HTTPRoutes
+	// ControlListener, when set, is a control listener inherited from
+	// systemd (or across a restart): a Unix one replaces
+	// <data_dir>/control.sock (the master then neither creates nor removes
+	// that file), a TCP one is served like control.url's and so always
+	// wants the token.
+	ControlListener net.Listener
+	// Notifier tells systemd the master's state; nil outside systemd.
+	Notifier *systemd.Notifier
+	// WatchdogInterval is how often WATCHDOG=1 is sent (0 = never).
+	WatchdogInterval time.Duration
 }
 
 // Master is the running master process.
@@ -61,9 +72,13 @@ type Master struct {
 	httpMux  *httpapi.Mux
 	httpFile *os.File // the HTTP socket kept for a restart
 	started  time.Time
+	wd       watchdog // used only by the heartbeat checker's goroutine
 	// control is the control server; set by claimControl, which Run calls
 	// before anything touches the data dir, and used only by Run's goroutine.
 	control *ControlServer
+	// controlFile is the inherited control listener's socket once the
+	// control server has stopped, for a hot restart (under mu).
+	controlFile *os.File
 
 	mu         sync.Mutex
 	slots      []*slot
@@ -112,6 +127,7 @@ func New(cfg config.Config, opts Options, log hclog.Logger) (*Master, error) {
 	m.clock.tick(m.started)
 	m.configTime = m.started
 	m.httpMux = m.newHTTPMux()
+	m.wd.every = opts.WatchdogInterval
 	if cfg.Database.Persistence != config.PersistenceMemory {
 		dir := cfg.Database.DataDir
 		if err := os.MkdirAll(filepath.Join(dir, "shards"), 0o755); err != nil {
@@ -191,6 +207,7 @@ func (m *Master) Run(ctx context.Context) error {
 	go m.housekeeping()
 	m.log.Info("tock is ready", "listen", m.listener.Addr().String(), "http", m.httpAddrString(), "workers", len(m.slots),
 		"shards", m.cfg.Cluster.Shards, "data_dir", m.cfg.Database.DataDir, "persistence", m.cfg.Database.Persistence)
+	m.sdNotify(systemd.Ready)
 	select {
 	case <-ctx.Done():
 	case <-m.stopCh:
@@ -198,6 +215,12 @@ func (m *Master) Run(ctx context.Context) error {
 	m.mu.Lock()
 	halted, restarting := m.halted, m.restarting
 	m.mu.Unlock()
+	if restarting {
+		// The re-executed master (same pid) sends READY=1 again.
+		m.sdNotify(systemd.Reloading)
+	} else {
+		m.sdNotify(systemd.Stopping)
+	}
 	if halted {
 		m.stopHTTP(false)
 		m.stopControl()
@@ -283,7 +306,10 @@ func (m *Master) housekeeping() {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		m.every(100*time.Millisecond, m.checkHeartbeats)
+		m.every(100*time.Millisecond, func(now time.Time) {
+			m.checkHeartbeats(now)
+			m.watchdogTick(now)
+		})
 	}()
 	m.every(100*time.Millisecond, func(now time.Time) {
 		m.clock.tick(now)

@@ -10,7 +10,7 @@ import (
 	"github.com/tockd/tock/ipc"
 )
 
-// TestShardOf pins the shard function (DESIGN §2: FNV-1a 32 mod shards):
+// TestShardOf pins the shard function (docs/files.md: FNV-1a 32 mod shards):
 // changing it would move every job of an existing data dir.
 func TestShardOf(t *testing.T) {
 	for _, id := range []string{"", "a", "backup.daily", "deploy.release.42", "\xff\x00"} {
@@ -62,7 +62,7 @@ func drain(far *ipc.Link) {
 }
 
 // TestRouter_HoldThenRelease: requests for a shard without owner are held
-// and released in order to the new owner (DESIGN §8 handoff).
+// and released in order to the new owner (docs/operations.md handoff).
 func TestRouter_HoldThenRelease(t *testing.T) {
 	r := NewRouter(2, 10, time.Minute)
 	for i := 0; i < 3; i++ {

@@ -10,7 +10,7 @@ import (
 	"github.com/tockd/tock/ipc"
 )
 
-// Stats is the cluster stats tree (DESIGN §9), Puma's cluster shape plus
+// Stats is the cluster stats tree (docs/stats.md), Puma's cluster shape plus
 // tock's fields. It is built from the master's own view and each worker's
 // latest heartbeat, so building it never waits on a worker.
 type Stats struct {

@@ -1,5 +1,5 @@
 // Package protocol is tock's client line protocol, the one ztick speaks
-// (DESIGN §5): framing, tokenizing, command parsing and reply formatting.
+// (docs/protocol.md): framing, tokenizing, command parsing and reply formatting.
 //
 // The package is pure: it reads from an io.Reader handed to it and appends
 // replies to byte slices; sockets, auth and routing belong to the server.

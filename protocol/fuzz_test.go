@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"reflect"
 	"strings"
@@ -105,7 +106,8 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 }
 
 // expectLines is the Reader's contract as a plain model: split at LF, strip
-// one CR before it, lines over maxLine are ErrLineTooLong.
+// one CR before it, lines over maxLine are a LineTooLongError with the
+// first token of their first maxLine+2 bytes.
 func expectLines(data []byte, maxLine int) []result {
 	var out []result
 	parts := bytes.Split(data, []byte("\n"))
@@ -113,9 +115,11 @@ func expectLines(data []byte, maxLine int) []result {
 		if i == len(parts)-1 && len(p) == 0 {
 			break
 		}
+		raw := p
 		p = bytes.TrimSuffix(p, []byte("\r"))
 		if len(p) > maxLine {
-			out = append(out, tooLong)
+			rid := firstToken(raw[:min(len(raw), maxLine+2)])
+			out = append(out, result{"", &LineTooLongError{RID: rid, Limit: maxLine}})
 		} else {
 			out = append(out, ok(string(p)))
 		}
@@ -138,7 +142,7 @@ func FuzzReader(f *testing.F) {
 				t.Fatalf("buffer grew to %d for maxLine %d", len(r.buf), max)
 			}
 			got = append(got, result{string(line), err})
-			if err != nil && err != ErrLineTooLong {
+			if err != nil && !errors.Is(err, ErrLineTooLong) {
 				break
 			}
 		}

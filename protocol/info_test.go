@@ -12,7 +12,7 @@ func TestParseInfo(t *testing.T) {
 	if err != nil || c.Op != OpInfo || c.ID != "a b/c" || c.RID != "7" {
 		t.Fatalf("got %+v, %v", c, err)
 	}
-	if _, err := Parse([]byte(`7 INFO`)); err == nil || err.Reason != "missing job id" {
+	if _, err := Parse([]byte(`7 INFO`)); err == nil || err.Reason != "missing job id: want <rid> INFO <job>" {
 		t.Fatalf("INFO without id: %v", err)
 	}
 }

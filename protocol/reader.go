@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 )
 
@@ -11,10 +12,41 @@ import (
 // default.
 const DefaultMaxLine = 4096
 
-// ErrLineTooLong is returned by ReadLine for a line longer than the reader's
-// maxLine. The line has been discarded up to and including its LF; the next
-// ReadLine continues with the following line.
+// ErrLineTooLong is what ReadLine's error for a line longer than the
+// reader's maxLine matches (errors.Is); the error itself is a
+// *LineTooLongError. The line has been discarded up to and including its
+// LF; the next ReadLine continues with the following line.
 var ErrLineTooLong = errors.New("line too long")
+
+// LineTooLongError is ReadLine's error for an over-long line: the limit, and
+// the line's request id when its first token was complete within the bytes
+// read.
+type LineTooLongError struct {
+	RID   string // "" when it could not be read
+	Limit int    // the reader's maxLine
+}
+
+func (e *LineTooLongError) Error() string {
+	return fmt.Sprintf("line too long (limit %d bytes)", e.Limit)
+}
+
+// Is makes errors.Is(err, ErrLineTooLong) hold.
+func (e *LineTooLongError) Is(target error) bool { return target == ErrLineTooLong }
+
+// maxRIDScan bounds how much of an over-long line is tokenized to find its
+// request id.
+const maxRIDScan = MaxIDLen + 2
+
+// firstToken returns the first token of the start of a line when it is
+// complete (another token or a quoting error follows it), else "".
+func firstToken(b []byte) string {
+	var arr [2]string
+	toks, err := Tokenize(b[:min(len(b), maxRIDScan)], arr[:0])
+	if len(toks) >= 2 || err != nil && len(toks) == 1 {
+		return toks[0]
+	}
+	return ""
+}
 
 // maxMaxLine caps maxLine so that buffer arithmetic cannot overflow.
 const maxMaxLine = 1 << 30
@@ -33,10 +65,14 @@ type Reader struct {
 	r          io.Reader
 	buf        []byte // buf[start:end] holds unread bytes
 	start, end int
-	max        int   // longest accepted line, terminator excluded
-	err        error // error from the last Read, handed out once buffered data is used up
-	discarding bool  // inside an over-long line, dropping bytes until LF
+	max        int    // longest accepted line, terminator excluded
+	err        error  // error from the last Read, handed out once buffered data is used up
+	discarding bool   // inside an over-long line, dropping bytes until LF
+	longRID    string // request id of the line being discarded
 }
+
+// tooLong is the error for an over-long line with request id rid.
+func (r *Reader) tooLong(rid string) error { return &LineTooLongError{RID: rid, Limit: r.max} }
 
 // NewReader returns a Reader reading lines of at most maxLine bytes (not
 // counting the LF or CRLF terminator) from r. maxLine < 1 means
@@ -62,7 +98,9 @@ func (r *Reader) Buffered() int { return r.end - r.start }
 // the next call to ReadLine; copy it to keep it.
 //
 // A line longer than maxLine bytes is consumed up to and including its LF
-// and reported as ErrLineTooLong; memory stays bounded by maxLine. At end of
+// and reported as a *LineTooLongError (errors.Is ErrLineTooLong) carrying
+// the line's request id when its first token was complete within the
+// first maxLine+2 bytes; memory stays bounded by maxLine. At end of
 // input an unterminated last line is returned as a line, and the next call
 // returns io.EOF. Other read errors are returned as they occur, after the
 // lines already buffered; the partial line stays buffered, so a caller that
@@ -103,11 +141,12 @@ func (r *Reader) scan() (line []byte, ok bool, err error) {
 	}
 	if r.discarding {
 		r.discarding = false
-		return nil, true, ErrLineTooLong
+		return nil, true, r.tooLong(r.longRID)
 	}
+	raw := line
 	line = trimCR(line)
 	if len(line) > r.max {
-		return nil, true, ErrLineTooLong
+		return nil, true, r.tooLong(firstToken(raw))
 	}
 	return line, true, nil
 }
@@ -127,6 +166,9 @@ func (r *Reader) fill() bool {
 		} else {
 			// maxLine+2 bytes and no LF: even with CR LF the line is too
 			// long. Drop what we have and skip to the next LF.
+			if !r.discarding {
+				r.longRID = firstToken(r.buf[:r.end])
+			}
 			r.discarding = true
 			r.end = 0
 		}
@@ -152,15 +194,16 @@ func (r *Reader) finish() ([]byte, error) {
 	if r.discarding {
 		r.discarding = false
 		r.start, r.end = 0, 0
-		return nil, ErrLineTooLong
+		return nil, r.tooLong(r.longRID)
 	}
 	if r.start == r.end {
 		return nil, io.EOF
 	}
-	line := trimCR(r.buf[r.start:r.end])
+	raw := r.buf[r.start:r.end]
+	line := trimCR(raw)
 	r.start, r.end = 0, 0
 	if len(line) > r.max {
-		return nil, ErrLineTooLong
+		return nil, r.tooLong(firstToken(raw))
 	}
 	return line, nil
 }

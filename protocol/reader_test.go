@@ -21,6 +21,9 @@ func readAll(t *testing.T, r *Reader) []result {
 	var out []result
 	for i := 0; i < 10000; i++ {
 		line, err := r.ReadLine()
+		if errors.Is(err, ErrLineTooLong) {
+			err = ErrLineTooLong // the request ids: TestReaderTooLongRID
+		}
 		out = append(out, result{string(line), err})
 		if err != nil && err != ErrLineTooLong {
 			return out
@@ -107,10 +110,10 @@ func (e *endless) Read(p []byte) (int, error) {
 }
 
 // TestReaderBoundedMemory: a 64 MiB line goes through a 100-byte limit
-// without the buffer growing (DESIGN §11, bounded buffers).
+// without the buffer growing (docs/protocol.md, bounded buffers).
 func TestReaderBoundedMemory(t *testing.T) {
 	r := NewReader(&endless{n: 64 << 20}, 100)
-	if _, err := r.ReadLine(); err != ErrLineTooLong {
+	if _, err := r.ReadLine(); !errors.Is(err, ErrLineTooLong) {
 		t.Fatalf("err = %v, want ErrLineTooLong", err)
 	}
 	if len(r.buf) > 102 {
@@ -136,7 +139,7 @@ func TestReaderGrowsToLimit(t *testing.T) {
 
 func TestReaderDefaultMax(t *testing.T) {
 	r := NewReader(strings.NewReader(strings.Repeat("z", DefaultMaxLine+1)+"\n"), 0)
-	if _, err := r.ReadLine(); err != ErrLineTooLong {
+	if _, err := r.ReadLine(); !errors.Is(err, ErrLineTooLong) {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -215,7 +218,7 @@ func TestReaderBadCount(t *testing.T) {
 func TestReaderThenParse(t *testing.T) {
 	in := strings.Repeat("j", 200) + "\r\nr1 SET a.b 2026-03-30 14:00:00\r\n"
 	r := NewReader(iotest.OneByteReader(strings.NewReader(in)), 64)
-	if _, err := r.ReadLine(); err != ErrLineTooLong {
+	if _, err := r.ReadLine(); !errors.Is(err, ErrLineTooLong) {
 		t.Fatalf("err = %v", err)
 	}
 	line, err := r.ReadLine()
@@ -225,5 +228,37 @@ func TestReaderThenParse(t *testing.T) {
 	c, perr := Parse(line)
 	if perr != nil || c.Op != OpSet || c.ID != "a.b" || c.Execution != 1774879200000000000 {
 		t.Fatalf("Parse(%q) = %#v, %v", line, c, perr)
+	}
+}
+
+// TestReaderTooLongRID: the error for an over-long line names the limit and
+// the line's request id when its first token was complete.
+func TestReaderTooLongRID(t *testing.T) {
+	tests := []struct {
+		name, input string
+		rid         string
+	}{
+		{"rid then long", "r7 SET " + strings.Repeat("x", 100) + " 1\n", "r7"},
+		{"quoted rid", `"r 7" SET ` + strings.Repeat("x", 100) + "\n", "r 7"},
+		{"one long token", strings.Repeat("x", 100) + "\n", ""},
+		{"rid longer than the buffer", strings.Repeat("r", 100) + " SET\n", ""},
+		{"unterminated quoted rid", `"r7 SET ` + strings.Repeat("x", 100) + "\n", ""},
+		{"rid then unterminated quote", `r7 "` + strings.Repeat("x", 100) + "\n", "r7"},
+		{"long last line at EOF", "r8 " + strings.Repeat("x", 100), "r8"},
+		{"just over the limit", "r9 " + strings.Repeat("x", 30), "r9"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, rd := range []io.Reader{strings.NewReader(tt.input), iotest.OneByteReader(strings.NewReader(tt.input))} {
+				_, err := NewReader(rd, 32).ReadLine()
+				var tl *LineTooLongError
+				if !errors.As(err, &tl) || tl.RID != tt.rid || tl.Limit != 32 {
+					t.Fatalf("err = %#v, want RID %q limit 32", err, tt.rid)
+				}
+				if err.Error() != "line too long (limit 32 bytes)" || !errors.Is(err, ErrLineTooLong) {
+					t.Fatalf("err %q", err)
+				}
+			}
+		})
 	}
 }

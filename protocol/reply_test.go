@@ -42,7 +42,7 @@ func TestAppendReplies(t *testing.T) {
 }
 
 // TestAppendRuleLine covers LISTRULES rendering (ztick.md §1.5) with tock's
-// fixes: tokens re-tokenize, passwords never shown (DESIGN §5.4).
+// fixes: tokens re-tokenize, passwords never shown (docs/protocol.md).
 func TestAppendRuleLine(t *testing.T) {
 	tests := []struct {
 		name string

@@ -10,12 +10,15 @@ import (
 // maxAMQPName is AMQP's shortstr limit for exchange and routing key.
 const maxAMQPName = 255
 
+// runnerList names every runner, for error reasons.
+const runnerList = "shell, amqp, direct, awf, http or redis"
+
 // parseRunner checks RULE SET's runner grammar (reference ztick.md §1.7) and
 // returns the runner with its arguments in store.Runner order, or a reason.
 func parseRunner(kind string, args []string) (store.Runner, string) {
 	k, ok := store.ParseRunnerKind(kind)
 	if !ok {
-		return store.Runner{}, fmt.Sprintf("unknown runner %q", kind)
+		return store.Runner{}, fmt.Sprintf("unknown runner %q: want %s", kind, runnerList)
 	}
 	var (
 		out []string
@@ -65,6 +68,8 @@ func amqpArgs(args []string) ([]string, string) {
 		return nil, "amqp exchange is longer than 255 bytes"
 	case len(args[2]) > maxAMQPName:
 		return nil, "amqp routing key is longer than 255 bytes"
+	case len(args) > 3:
+		return nil, fmt.Sprintf("unexpected token %q: amqp takes a dsn, an exchange and a routing key", args[3])
 	}
 	return clone(args[:3]), ""
 }
@@ -109,6 +114,9 @@ func httpArgs(args []string) ([]string, string) {
 	if !strings.HasPrefix(args[1], "http://") && !strings.HasPrefix(args[1], "https://") {
 		return nil, "http url must start with http:// or https://"
 	}
+	if len(args) > 2 {
+		return nil, fmt.Sprintf("unexpected token %q: http takes a method and a url", args[2])
+	}
 	return clone(args[:2]), ""
 }
 
@@ -123,6 +131,9 @@ func redisArgs(args []string) ([]string, string) {
 	case "PUBLISH", "RPUSH", "LPUSH", "SET":
 	default:
 		return nil, fmt.Sprintf("redis command %q is not one of PUBLISH, RPUSH, LPUSH, SET", args[1])
+	}
+	if len(args) > 3 {
+		return nil, fmt.Sprintf("unexpected token %q: redis takes a url, a command and a key", args[3])
 	}
 	return clone(args[:3]), ""
 }

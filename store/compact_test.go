@@ -27,7 +27,7 @@ func jobsState(j *Jobs) map[string]Job {
 	return m
 }
 
-func TestCompactRewritesLiveState(t *testing.T) { // DESIGN §7
+func TestCompactRewritesLiveState(t *testing.T) { // docs/files.md
 	l, path := newLog(t, FsyncAlways)
 	history := []Record{
 		jobRec("a", 1, Planned), jobRec("b", 2, Planned), jobRec("c", 3, Planned),
@@ -66,7 +66,7 @@ func TestCompactRewritesLiveState(t *testing.T) { // DESIGN §7
 }
 
 // Records written and synced while a compaction runs all end up in the
-// compacted file: no acknowledged record is lost. DESIGN §7.
+// compacted file: no acknowledged record is lost. docs/files.md.
 func TestCompactConcurrentWritesLoseNothing(t *testing.T) {
 	l, path := newLog(t, FsyncAlways)
 	model := NewJobs()

@@ -11,7 +11,7 @@ import (
 
 // Writers that all wrote before any of them syncs share a single fsync:
 // the first Sync covers everyone, the rest return at once.
-func TestGroupCommitCoalesces(t *testing.T) { // DESIGN §4 database.fsync
+func TestGroupCommitCoalesces(t *testing.T) { // docs/configuration.md database.fsync
 	l, _ := newLog(t, FsyncAlways)
 	const writers = 64
 	var wrote, done sync.WaitGroup

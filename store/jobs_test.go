@@ -22,7 +22,7 @@ func counts(total, planned, triggered, executed, failed int) Counts {
 
 // Due jobs come out by execution time, equal times in SET order (ztick
 // §1.11); a re-SET goes behind jobs already planned at the same time.
-func TestJobsPopDueOrder(t *testing.T) { // DESIGN §6
+func TestJobsPopDueOrder(t *testing.T) { // docs/protocol.md
 	tests := []struct {
 		name string
 		sets []struct {
@@ -114,7 +114,7 @@ func TestJobsCountsEveryStep(t *testing.T) {
 	}
 }
 
-// A result is applied only to the run it belongs to (DESIGN §5.4: a
+// A result is applied only to the run it belongs to (docs/protocol.md: a
 // re-SET while the job runs is not overwritten by the old run's result).
 func TestJobsComplete(t *testing.T) {
 	tests := []struct {

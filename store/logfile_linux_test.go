@@ -10,7 +10,7 @@ import (
 // A write that fails halfway (here: the file size limit, which like a full
 // disk lets part of the write land and then fails with an error) is cut
 // back off the file, the error is returned, and the log goes on working.
-// DESIGN §7: nothing half-written is acknowledged.
+// docs/files.md: nothing half-written is acknowledged.
 func TestLogfileFailedWriteIsTruncated(t *testing.T) {
 	l, path := newLog(t, FsyncAlways)
 	if err := l.Write([]Record{jobRec("before", 1, Planned)}); err != nil {

@@ -77,7 +77,7 @@ func fileSize(t *testing.T, path string) int64 {
 	return st.Size()
 }
 
-func TestLogfileRoundTrip(t *testing.T) { // DESIGN §7
+func TestLogfileRoundTrip(t *testing.T) { // docs/files.md
 	l, path := newLog(t, FsyncAlways)
 	recs := sampleRecords()
 	if err := l.Write(recs[:3]); err != nil {
@@ -272,7 +272,7 @@ func TestLogfileUntruncatableWriteFailsLog(t *testing.T) {
 	}
 }
 
-func TestLogfileConcurrentWriteSync(t *testing.T) { // DESIGN §5.2, §7
+func TestLogfileConcurrentWriteSync(t *testing.T) { // docs/protocol.md, docs/files.md
 	l, path := newLog(t, FsyncAlways)
 	const writers, each = 32, 40
 	var wg sync.WaitGroup

@@ -9,7 +9,7 @@ import (
 	"unicode/utf8"
 )
 
-func TestRecordRoundTrip(t *testing.T) { // DESIGN §7
+func TestRecordRoundTrip(t *testing.T) { // docs/files.md
 	for _, rec := range sampleRecords() {
 		t.Run(rec.Type.String()+"/"+rec.Job.ID+rec.Rule.ID+rec.ID, func(t *testing.T) {
 			p, err := AppendRecord(nil, rec)

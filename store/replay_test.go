@@ -25,7 +25,7 @@ func damage(t *testing.T, path string, edit func(b []byte) []byte) {
 }
 
 // A torn or CRC-failing last record is trimmed, and what is appended after
-// the trim replays. DESIGN §7, §5.4 ("a torn tail is trimmed").
+// the trim replays. docs/files.md, docs/protocol.md ("a torn tail is trimmed").
 func TestReplayTrimsTornTail(t *testing.T) {
 	offs, end := frameOffsets(t, threeJobs)
 	last := offs[2]
@@ -92,7 +92,7 @@ func TestReadAllDoesNotTrim(t *testing.T) {
 }
 
 // Damage before the tail stops replay with the file and offset, and
-// nothing is trimmed: never silent loss. DESIGN §7.
+// nothing is trimmed: never silent loss. docs/files.md.
 func TestReplayCorruptionBeforeTail(t *testing.T) {
 	offs, _ := frameOffsets(t, threeJobs)
 	undecodable := func(b []byte) []byte { // last frame: valid CRC, bad type byte

@@ -10,7 +10,7 @@ func rule(id, pattern string) Rule {
 	return Rule{ID: id, Pattern: pattern, Runner: Runner{Kind: RunnerShell, Args: []string{"echo " + id}}}
 }
 
-func TestRulesMatch(t *testing.T) { // DESIGN §1, §5.4
+func TestRulesMatch(t *testing.T) { // README.md, docs/protocol.md
 	tests := []struct {
 		name  string
 		rules []Rule

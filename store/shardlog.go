@@ -8,7 +8,7 @@ import (
 // ShardLog is where a shard's records go: the storage seam between the pure
 // stores and durability. *Logfile implements it with a local file,
 // MemoryLog with nothing at all, and a JetStream-backed log is meant to
-// implement it later (DESIGN §13) without the worker changing.
+// implement it later (shard logs on a replicated log, for several hosts) without the worker changing.
 //
 // The owner calls Write with the records of a batch of mutations, then Sync,
 // and acknowledges the mutations only after Sync returns nil: durable before

@@ -10,7 +10,7 @@ func rule(id, pattern string) store.Rule {
 	return store.Rule{ID: id, Pattern: pattern, Runner: store.Runner{Kind: store.RunnerShell, Args: []string{"true"}}}
 }
 
-// TestDue is the pure scheduling step (DESIGN §6): due jobs in time order,
+// TestDue is the pure scheduling step (docs/protocol.md): due jobs in time order,
 // longest-prefix rule, no rule → failed at once, future jobs untouched.
 func TestDue(t *testing.T) {
 	jobs, rules := store.NewJobs(), store.NewRules()
@@ -78,7 +78,7 @@ func TestDue_Bounded(t *testing.T) {
 }
 
 // TestDue_ReSetWhileRunning: the old run's result does not clobber a job
-// re-SET while it ran (DESIGN §5.4).
+// re-SET while it ran (docs/protocol.md).
 func TestDue_ReSetWhileRunning(t *testing.T) {
 	jobs, rules := store.NewJobs(), store.NewRules()
 	rules.Set(rule("r", "j"))

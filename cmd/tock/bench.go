@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -24,6 +25,9 @@ func benchCommand() *cli.Command {
 		Description: "Opens --clients connections to --addr, keeps --pipeline requests in flight on each\n" +
 			"and sends --requests requests in all. SETs plan jobs in 2100 (nothing fires); GETs\n" +
 			"count \"not found\" as a valid reply. Progress goes to stderr, the result to stdout.\n" +
+			"Job ids start with a prefix of this run's own (tock-bench.<run>.), and the jobs are\n" +
+			"removed afterwards; --keep keeps them (to GET them later: --prefix P --keep, then\n" +
+			"--op get --prefix P).\n" +
 			"--echo benchmarks a built-in echo server on loopback instead: the ceiling.",
 		ArgsUsage: " ",
 		Flags: []cli.Flag{
@@ -33,7 +37,8 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "requests", Value: 1_000_000, Usage: "requests in all"},
 			&cli.StringFlag{Name: "op", Value: "set", Usage: "set, get or mixed (50/50)"},
 			&cli.IntFlag{Name: "keyspace", Usage: "distinct job ids, request n uses n mod keyspace (default: --requests)"},
-			&cli.StringFlag{Name: "prefix", Value: "bench.", Usage: "job id prefix"},
+			&cli.StringFlag{Name: "prefix", Usage: "job id prefix (default: tock-bench.<run>., new for every run)"},
+			&cli.BoolFlag{Name: "keep", Usage: "keep the jobs the run wrote instead of removing them"},
 			&cli.StringFlag{Name: "protocol", Value: "line", Usage: "line (tock), resp (redis ZADD/ZSCORE) or beanstalk (beanstalkd delayed put, set only)"},
 			&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "give up when no reply comes for this long"},
 			&cli.BoolFlag{Name: "echo", Usage: "benchmark a built-in echo server on loopback (the ceiling) instead of --addr"},
@@ -78,7 +83,7 @@ func runBench(c *cli.Context) error {
 		Requests: c.Int("requests"),
 		Op:       c.String("op"),
 		KeySpace: c.Int("keyspace"),
-		Prefix:   c.String("prefix"),
+		Prefix:   benchPrefix(c),
 		Protocol: c.String("protocol"),
 		Timeout:  c.Duration("timeout"),
 	}
@@ -107,6 +112,13 @@ func runBench(c *cli.Context) error {
 		}
 	}
 	fmt.Fprint(c.App.Writer, res.String())
+	// Only a tock (the line protocol) keeps what a run wrote; redis and
+	// beanstalkd targets are someone else's to clean.
+	if !c.Bool("keep") && !c.Bool("echo") && cfg.Op != "get" && cfg.Protocol == "line" {
+		if cerr := benchCleanup(c, cfg); err == nil {
+			err = cerr
+		}
+	}
 	switch {
 	case err != nil:
 		return cli.Exit(err.Error(), exitRefused)
@@ -115,3 +127,28 @@ func runBench(c *cli.Context) error {
 	}
 	return nil
 }
+
+// benchPrefix is --prefix, or one of this run's own, so that a run never
+// touches jobs it did not write.
+func benchPrefix(c *cli.Context) string {
+	if p := c.String("prefix"); p != "" {
+		return p
+	}
+	return "tock-bench." + strconv.FormatInt(time.Now().UnixNano(), 36) + "."
+}
+
+// benchCleanup removes what the run wrote, even after an interrupt, within
+// a bound of its own.
+func benchCleanup(c *cli.Context, cfg bench.Config) error {
+	ctx, cancel := context.WithTimeout(context.Background(), benchCleanupTimeout)
+	defer cancel()
+	n, err := bench.Cleanup(ctx, cfg)
+	fmt.Fprintf(c.App.ErrWriter, "removed %d jobs under %s (--keep keeps them)\n", n, cfg.Prefix)
+	if err != nil {
+		return fmt.Errorf("removing the benchmark's jobs: %w", err)
+	}
+	return nil
+}
+
+// benchCleanupTimeout bounds the removal of a run's jobs.
+const benchCleanupTimeout = 5 * time.Minute

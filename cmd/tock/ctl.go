@@ -11,7 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// ctlCommand is `tock ctl` (DESIGN §3): a client of the control socket.
+// ctlCommand is `tock ctl` (docs/operations.md): a client of the control socket.
 func ctlCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "ctl",

@@ -53,8 +53,11 @@ type refusedError struct {
 }
 
 func (e *refusedError) Error() string {
-	if e.status == http.StatusUnauthorized {
+	switch e.status {
+	case http.StatusUnauthorized:
 		return "unauthorized: the control server wants a token (--token or TOCK_CONTROL_TOKEN)"
+	case http.StatusForbidden:
+		return e.msg + ": check --token or TOCK_CONTROL_TOKEN"
 	}
 	return e.msg
 }
@@ -161,7 +164,7 @@ func (cl *ctlClient) get(path string, out any) ([]byte, error) {
 	return b, nil
 }
 
-// ctlExit turns an error into the exit code of DESIGN §3: 3 unreachable,
+// ctlExit turns an error into the exit code of docs/operations.md: 3 unreachable,
 // 2 usage (already a cli.ExitCoder), 1 everything else.
 func ctlExit(err error) error {
 	if err == nil {

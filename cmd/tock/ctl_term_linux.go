@@ -1,6 +1,13 @@
 package main
 
-import "golang.org/x/sys/unix"
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// stdoutIsTerminal reports whether stdout is a terminal.
+func stdoutIsTerminal() bool { return isTerminal(int(os.Stdout.Fd())) }
 
 // isTerminal reports whether fd is a terminal.
 func isTerminal(fd int) bool {

@@ -46,7 +46,9 @@ type topView struct {
 }
 
 // ctlTop is `tock ctl top`: a live view of the cluster, refreshed every
-// --interval, like nats-top. q or Ctrl-C quits.
+// --interval, like nats-top, laid out for the terminal's width. q or Ctrl-C
+// quits. When stdout is not a terminal it prints one plain table and
+// exits.
 func ctlTop(c *cli.Context, cl *ctlClient) error {
 	interval := c.Duration("interval")
 	if interval <= 0 {
@@ -57,6 +59,13 @@ func ctlTop(c *cli.Context, cl *ctlClient) error {
 		return err
 	}
 	v.cur.at = time.Now()
+	if !stdoutIsTerminal() {
+		// A pipe or a file: one plain table, every column, no escapes.
+		for _, l := range renderTop(v, v.cur.at, 0, 0, true) {
+			fmt.Fprintln(c.App.Writer, l)
+		}
+		return nil
+	}
 	restore := enterTopScreen()
 	defer restore()
 	keys := readKeys()
@@ -67,7 +76,7 @@ func ctlTop(c *cli.Context, cl *ctlClient) error {
 	defer tick.Stop()
 	for {
 		cols, rows := termSize(int(os.Stdout.Fd()))
-		drawTop(renderTop(v, time.Now(), cols, rows))
+		drawTop(renderTop(v, time.Now(), cols, rows, false))
 		select {
 		case k, ok := <-keys:
 			if !ok { // stdin closed: only a signal ends the view now
@@ -140,8 +149,11 @@ func drawTop(lines []string) {
 	fmt.Print(b.String())
 }
 
-// renderTop lays out one frame, cut to cols × rows.
-func renderTop(v topView, now time.Time, cols, rows int) []string {
+// renderTop lays out one frame for a terminal of cols × rows: the summary
+// wraps at field boundaries and the worker table keeps the columns that
+// fit, most useful first. cols <= 0 means no limit (every column), and
+// plain drops the escape codes (for a pipe or a file).
+func renderTop(v topView, now time.Time, cols, rows int, plain bool) []string {
 	st := v.cur.st
 	var jobs, planned, triggered, executed, failed, inflight, pending int64
 	for _, w := range st.WorkerStatus {
@@ -158,22 +170,30 @@ func renderTop(v topView, now time.Time, cols, rows int) []string {
 	if v.err != nil {
 		status = "ERROR " + v.err.Error()
 	}
-	lines := []string{
-		fmt.Sprintf("%stock top%s  %s  every %s  %s  (q quits)", ansiBold, ansiReset, v.target, v.interval, status),
-		fmt.Sprintf("version %s  pid %d  up %s  phase %d  workers %d (%d booted, %d old)  shards %d",
-			st.Version, st.PID, now.Sub(st.StartedAt).Truncate(time.Second), st.Phase,
-			st.Workers, st.BootedWorkers, st.OldWorkers, st.Shards),
-		fmt.Sprintf("connections %d  requests %d  req/s %s  held %d  phased restart %s",
-			st.Connections, st.RequestsCount, rps, st.HeldRequests, restartLine(st.PhasedRestart, now)),
-		fmt.Sprintf("jobs %d: planned %d  triggered %d  executed %d  failed %d   executions running %d  pending %d",
-			jobs, planned, triggered, executed, failed, inflight, pending),
-		"",
-		ansiReverse + fmt.Sprintf(topRowFormat, "IDX", "PID", "PHASE", "STATE", "CHECKIN", "RESTARTS", "SHARDS",
-			"JOBS", "PLANNED", "TRIGGERED", "EXECUTED", "FAILED", "RUNNING", "PENDING", "REQ/S", "RSS"),
+	title, quits := ansiBold+"tock top"+ansiReset, "(q quits)"
+	if plain {
+		title, quits = "tock top", ""
 	}
-	for _, w := range st.WorkerStatus {
-		lines = append(lines, topWorkerRow(w, v.prev, v.cur.at, now))
+	var lines []string
+	for _, group := range [][]string{
+		{title, v.target, "every " + v.interval.String(), status, quits},
+		{"version " + st.Version, fmt.Sprintf("pid %d", st.PID), "up " + now.Sub(st.StartedAt).Truncate(time.Second).String(),
+			fmt.Sprintf("phase %d", st.Phase), fmt.Sprintf("workers %d (%d booted, %d old)", st.Workers, st.BootedWorkers, st.OldWorkers),
+			fmt.Sprintf("shards %d", st.Shards)},
+		{fmt.Sprintf("connections %d", st.Connections), fmt.Sprintf("requests %d", st.RequestsCount), "req/s " + rps,
+			fmt.Sprintf("held %d", st.HeldRequests), "phased restart " + restartLine(st.PhasedRestart, now)},
+		{fmt.Sprintf("jobs %d: planned %d", jobs, planned), fmt.Sprintf("triggered %d", triggered),
+			fmt.Sprintf("executed %d", executed), fmt.Sprintf("failed %d", failed),
+			fmt.Sprintf("executions running %d", inflight), fmt.Sprintf("pending %d", pending)},
+	} {
+		lines = append(lines, packFields(group, cols)...)
 	}
+	lines = append(lines, "")
+	table := topTable(st.WorkerStatus, v.prev, v.cur.at, now, cols)
+	if !plain {
+		table[0] = ansiReverse + table[0]
+	}
+	lines = append(lines, table...)
 	if rows > 0 && len(lines) > rows {
 		lines = lines[:rows]
 	}
@@ -183,29 +203,147 @@ func renderTop(v topView, now time.Time, cols, rows int) []string {
 	return lines
 }
 
-const topRowFormat = "%4s %8s %5s %-8s %7s %8s %6s %8s %8s %9s %8s %7s %7s %7s %8s %8s"
-
-func topWorkerRow(w master.WorkerStats, prev *topSample, at, now time.Time) string {
-	s := w.LastStatus
-	state := "booting"
-	switch {
-	case w.Draining:
-		state = "draining"
-	case w.Booted:
-		state = "booted"
-	}
-	rps := "-"
-	if prev != nil {
-		for _, p := range prev.st.WorkerStatus {
-			if p.PID == w.PID {
-				rps = rate(s.RequestsCount-p.LastStatus.RequestsCount, at.Sub(prev.at))
-			}
+// packFields joins fields with two spaces into lines of at most cols
+// visible characters (a field longer than that gets a line of its own).
+func packFields(fields []string, cols int) []string {
+	var lines []string
+	cur, width := "", 0
+	for _, f := range fields {
+		if f == "" {
+			continue
+		}
+		w := visibleLen(f)
+		switch {
+		case cur == "":
+			cur, width = f, w
+		case cols > 0 && width+2+w > cols:
+			lines = append(lines, cur)
+			cur, width = f, w
+		default:
+			cur, width = cur+"  "+f, width+2+w
 		}
 	}
-	return fmt.Sprintf(topRowFormat, fmt.Sprint(w.Index), fmt.Sprint(w.PID), fmt.Sprint(w.Phase), state,
-		checkinAge(w.LastCheckin, now), fmt.Sprint(w.Restarts), fmt.Sprint(len(w.Shards)),
-		fmt.Sprint(s.JobsTotal), fmt.Sprint(s.JobsPlanned), fmt.Sprint(s.JobsTriggered), fmt.Sprint(s.JobsExecuted),
-		fmt.Sprint(s.JobsFailed), fmt.Sprint(s.ExecutionsInflight), fmt.Sprint(s.ExecutionsPending), rps, humanBytes(s.RSSBytes))
+	return append(lines, cur)
+}
+
+// visibleLen counts the characters of s that are not ANSI escapes.
+func visibleLen(s string) int {
+	n, esc := 0, false
+	for _, r := range s {
+		switch {
+		case esc:
+			esc = !(r >= '@' && r <= '~' && r != '[')
+		case r == 0x1b:
+			esc = true
+		default:
+			n++
+		}
+	}
+	return n
+}
+
+// topColumn is one column of the worker table. keep ranks it: when the
+// terminal is too narrow, the columns with the highest keep go first.
+type topColumn struct {
+	title string
+	width int
+	left  bool // left-aligned
+	keep  int
+	cell  func(w master.WorkerStats, rps string, now time.Time) string
+}
+
+var topColumns = []topColumn{
+	{"IDX", 4, false, 0, func(w master.WorkerStats, _ string, _ time.Time) string { return fmt.Sprint(w.Index) }},
+	{"PID", 8, false, 0, func(w master.WorkerStats, _ string, _ time.Time) string { return fmt.Sprint(w.PID) }},
+	{"PHASE", 5, false, 1, func(w master.WorkerStats, _ string, _ time.Time) string { return fmt.Sprint(w.Phase) }},
+	{"STATE", 8, true, 0, func(w master.WorkerStats, _ string, _ time.Time) string { return workerState(w) }},
+	{"CHECKIN", 7, false, 1, func(w master.WorkerStats, _ string, now time.Time) string { return checkinAge(w.LastCheckin, now) }},
+	{"RESTARTS", 8, false, 3, func(w master.WorkerStats, _ string, _ time.Time) string { return fmt.Sprint(w.Restarts) }},
+	{"SHARDS", 6, false, 3, func(w master.WorkerStats, _ string, _ time.Time) string { return fmt.Sprint(len(w.Shards)) }},
+	{"JOBS", 8, false, 1, func(w master.WorkerStats, _ string, _ time.Time) string { return fmt.Sprint(w.LastStatus.JobsTotal) }},
+	{"PLANNED", 8, false, 5, func(w master.WorkerStats, _ string, _ time.Time) string { return fmt.Sprint(w.LastStatus.JobsPlanned) }},
+	{"TRIGGERED", 9, false, 6, func(w master.WorkerStats, _ string, _ time.Time) string {
+		return fmt.Sprint(w.LastStatus.JobsTriggered)
+	}},
+	{"EXECUTED", 8, false, 6, func(w master.WorkerStats, _ string, _ time.Time) string { return fmt.Sprint(w.LastStatus.JobsExecuted) }},
+	{"FAILED", 7, false, 5, func(w master.WorkerStats, _ string, _ time.Time) string { return fmt.Sprint(w.LastStatus.JobsFailed) }},
+	{"RUNNING", 7, false, 2, func(w master.WorkerStats, _ string, _ time.Time) string {
+		return fmt.Sprint(w.LastStatus.ExecutionsInflight)
+	}},
+	{"PENDING", 7, false, 4, func(w master.WorkerStats, _ string, _ time.Time) string {
+		return fmt.Sprint(w.LastStatus.ExecutionsPending)
+	}},
+	{"REQ/S", 8, false, 2, func(_ master.WorkerStats, rps string, _ time.Time) string { return rps }},
+	{"RSS", 8, false, 4, func(w master.WorkerStats, _ string, _ time.Time) string { return humanBytes(w.LastStatus.RSSBytes) }},
+}
+
+// fitColumns returns the columns that fit in cols (all when cols <= 0),
+// in table order.
+func fitColumns(cols int) []topColumn {
+	maxKeep := 0
+	for _, c := range topColumns {
+		maxKeep = max(maxKeep, c.keep)
+	}
+	for limit := maxKeep; ; limit-- {
+		var out []topColumn
+		width := -1
+		for _, c := range topColumns {
+			if c.keep <= limit {
+				out, width = append(out, c), width+1+c.width
+			}
+		}
+		if cols <= 0 || width <= cols || limit == 0 {
+			return out
+		}
+	}
+}
+
+// topTable is the header and one row per worker.
+func topTable(workers []master.WorkerStats, prev *topSample, at, now time.Time, cols int) []string {
+	columns := fitColumns(cols)
+	row := func(cell func(topColumn) string) string {
+		var b strings.Builder
+		for i, c := range columns {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			if c.left {
+				fmt.Fprintf(&b, "%-*s", c.width, cell(c))
+			} else {
+				fmt.Fprintf(&b, "%*s", c.width, cell(c))
+			}
+		}
+		return b.String()
+	}
+	lines := []string{row(func(c topColumn) string { return c.title })}
+	for _, w := range workers {
+		rps := workerRate(w, prev, at)
+		lines = append(lines, row(func(c topColumn) string { return c.cell(w, rps, now) }))
+	}
+	return lines
+}
+
+func workerState(w master.WorkerStats) string {
+	switch {
+	case w.Draining:
+		return "draining"
+	case w.Booted:
+		return "booted"
+	}
+	return "booting"
+}
+
+// workerRate is w's requests per second since prev.
+func workerRate(w master.WorkerStats, prev *topSample, at time.Time) string {
+	if prev == nil {
+		return "-"
+	}
+	for _, p := range prev.st.WorkerStatus {
+		if p.PID == w.PID {
+			return rate(w.LastStatus.RequestsCount-p.LastStatus.RequestsCount, at.Sub(prev.at))
+		}
+	}
+	return "-"
 }
 
 // rate is n per second over d.

@@ -20,7 +20,7 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// tock dump (DESIGN §3) prints the records of a logfile, tock's or ztick's
+// tock dump (docs/files.md) prints the records of a logfile, tock's or ztick's
 // (ztick.md §4.3), without ever writing to it: a torn tail is reported, not
 // trimmed as store.Replay would.
 
@@ -116,6 +116,7 @@ type dumper struct {
 	f    *os.File
 	st   os.FileInfo        // of f, to notice the path being replaced
 	fr   *store.FrameReader // nil until the format is known
+	fmt  store.Format       // once fr is set
 	dec  func([]byte) (store.Record, error)
 	out  *bufio.Writer
 	errw io.Writer
@@ -186,7 +187,7 @@ func (d *dumper) detect(size int64) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	d.fr = store.NewFrameReader(d.f, format)
+	d.fr, d.fmt = store.NewFrameReader(d.f, format), format
 	d.dec = store.DecodeRecord
 	if format == store.FormatZtick {
 		d.dec = store.DecodeZtickRecord
@@ -212,6 +213,8 @@ func (d *dumper) read(size int64, live bool, emit func(store.Record)) error {
 		switch {
 		case errors.Is(err, io.EOF):
 			return nil
+		case errors.As(err, &fe) && d.notALog(fe.Index) && !live:
+			return d.notALogError(fe.Reason)
 		case errors.As(err, &fe) && fe.Tail():
 			if !live {
 				d.warnf("partial trailing frame (%d bytes at offset %d) ignored: %s", fe.Bytes, fe.Offset, fe.Reason)
@@ -225,6 +228,9 @@ func (d *dumper) read(size int64, live bool, emit func(store.Record)) error {
 			return fmt.Errorf("%s: %w", d.path, err)
 		}
 		rec, err := d.dec(fm.Payload)
+		if err != nil && d.notALog(fm.Index) && !live {
+			return d.notALogError(err.Error())
+		}
 		if err != nil {
 			d.warnf("failed to decode frame %d at offset %d: %v", fm.Index, fm.Offset, err)
 			continue
@@ -284,6 +290,8 @@ func (d *dumper) verify() error {
 		switch {
 		case errors.Is(err, io.EOF):
 			return d.verified(records, d.fr.Offset())
+		case errors.As(err, &fe) && d.notALog(fe.Index):
+			return d.fail(d.notALogError(fe.Reason))
 		case errors.As(err, &fe) && fe.Tail():
 			d.warnf("torn tail at offset %d (%d bytes): %s", fe.Offset, fe.Bytes, fe.Reason)
 			return d.verified(records, fe.Offset)
@@ -293,10 +301,23 @@ func (d *dumper) verify() error {
 			return d.fail(err)
 		}
 		if _, err := d.dec(fm.Payload); err != nil {
+			if d.notALog(fm.Index) {
+				return d.fail(d.notALogError(err.Error()))
+			}
 			return d.corrupt(fm.Offset, err.Error())
 		}
 		records++
 	}
+}
+
+// notALog reports whether a bad frame at index means the file is not a
+// logfile at all: a file without tock's header is read as ztick's, which
+// has none, so only its first record can tell. (A ztick log torn inside its
+// very first record looks the same, and holds nothing anyway.)
+func (d *dumper) notALog(index int) bool { return d.fmt == store.FormatZtick && index == 0 }
+
+func (d *dumper) notALogError(reason string) error {
+	return fmt.Errorf("%s is not a tock or ztick logfile (no tock header, and its first bytes are not a ztick record: %s)", d.path, reason)
 }
 
 func (d *dumper) verified(records int, bytes int64) error {

@@ -207,6 +207,33 @@ func TestDump_ZtickText(t *testing.T) {
 	))
 }
 
+// ztickSampleLog is the shared ztick logfile fixture: the four worked
+// frames above, as a file.
+const ztickSampleLog = "../../testdata/ztick/sample.log"
+
+// TestDump_ZtickSampleLog: the shared fixture holds exactly the worked
+// frames and dumps and verifies as such.
+func TestDump_ZtickSampleLog(t *testing.T) {
+	b, err := os.ReadFile(ztickSampleLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := unhexFrames(t, ztickJobToto, ztickRuleShell, ztickRuleDirect, ztickRemoveX); !bytes.Equal(b, want) {
+		t.Fatalf("%s is not the worked frames", ztickSampleLog)
+	}
+	out, errw, code := dumpCLI(t, ztickSampleLog)
+	expectDump(t, out, errw, code, lines(
+		"SET toto 1605457800000000000 planned",
+		"RULE SET r a. shell true",
+		"RULE SET d x. direct /bin/echo -n hi",
+		"REMOVE x",
+	))
+	out, errw, code = dumpCLI(t, "--verify", ztickSampleLog)
+	if code != 0 || out != "ok: 4 records, 81 bytes\n" || errw != "" {
+		t.Fatalf("--verify: exit %d, %q, %q", code, out, errw)
+	}
+}
+
 func TestDump_ZtickJSON(t *testing.T) {
 	file := append(unhexFrames(t, ztickJobToto, ztickRuleShell, ztickRuleDirect, ztickRemoveX), ztickFrames(t, ztickRunners()...)...)
 	out, errw, code := dumpCLI(t, "--format", "json", writeFile(t, file))
@@ -231,7 +258,7 @@ func TestDump_ZtickJSON(t *testing.T) {
 }
 
 // A tock logfile written by store.Logfile: status records and outcomes
-// (DESIGN §6: dump shows each job's last outcome).
+// (docs/protocol.md: dump shows each job's last outcome).
 func tockRecords() []store.Record {
 	return []store.Record{
 		rule("rule.1", "app.", store.RunnerShell, "/bin/true"),
@@ -418,6 +445,7 @@ func TestDump_Errors(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing.log")
 	bad := writeFile(t, []byte("TOCKLOG\x00\x00\x00\x00\x07"))
+	text := writeFile(t, []byte("cat README.md\n"))
 	tests := []struct {
 		name   string
 		args   []string
@@ -427,6 +455,7 @@ func TestDump_Errors(t *testing.T) {
 		{"missing file", []string{missing}, 1, "error: file not found: " + missing + "\n"},
 		{"directory", []string{dir}, 1, "error: not a regular file: " + dir + "\n"},
 		{"newer format", []string{bad}, 1, "error: " + bad + ": bad logfile header: format version 7, this tock reads 1\n"},
+		{"not a logfile", []string{text}, 1, "error: " + text + " is not a tock or ztick logfile (no tock header, and its first bytes are not a ztick record: payload length 1667331104 runs 1667331094 bytes past the end of the file)\n"},
 		{"no file", nil, 2, ""},
 		{"two files", []string{missing, missing}, 2, ""},
 		{"flag after file", []string{missing, "--format", "json"}, 2, ""},
@@ -489,11 +518,17 @@ func TestDump_Verify(t *testing.T) {
 		{"ztick torn", ztick, 0, "ok: 2 records, 39 bytes\n", "warning: torn tail at offset 39 (2 bytes): partial frame header"},
 		{"ztick undecodable", unhexFrames(t, ztickJobToto, "00 00 00 01 07", ztickRemoveX), 1, "", "corrupt record at offset 20: decode record: invalid record: unknown record type 7"},
 		{"bad header", []byte("TOCKLOG\x00\x00\x00\x00\x02"), 1, "", "corrupt record at offset 0: "},
+		{"markdown", []byte("# tock\n\nA job scheduler.\n"), 1, "", "error: "},
+		{"text shorter than a frame header", []byte("hi\n"), 1, "", "error: "},
+		{"ztick-sized junk", unhexFrames(t, "00 00 00 01 07"), 1, "", "error: "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := writeFile(t, tt.file)
 			out, errw, code := dumpCLI(t, "--verify", path)
+			if tt.errw == "error: " && !strings.Contains(errw, path+" is not a tock or ztick logfile") {
+				t.Fatalf("stderr %q does not say the file is not a logfile", errw)
+			}
 			if code != tt.code || !strings.HasPrefix(out, tt.stdout) || (tt.stdout == "") != (out == "") ||
 				!strings.HasPrefix(errw, tt.errw) || (tt.errw == "") != (errw == "") {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d, stdout %q..., stderr %q...", code, out, errw, tt.code, tt.stdout, tt.errw)

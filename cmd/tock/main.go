@@ -11,13 +11,16 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// Set at build time: -ldflags "-X main.version=... -X main.commit=...".
+// Set at build time for releases: -ldflags "-X main.version=...
+// -X main.commit=... -X main.commitTime=...". Without them the commit and
+// its time come from the VCS stamp Go puts in the binary (vcsInfo).
 var (
-	version = "0.1.0"
-	commit  = "unknown"
+	version    = "0.1.0"
+	commit     = ""
+	commitTime = ""
 )
 
-// Exit codes (DESIGN §3).
+// Exit codes (docs/operations.md).
 const (
 	exitOK          = 0
 	exitRefused     = 1

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/hashicorp/go-hclog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/tockd/tock/config"
 	"github.com/tockd/tock/httpapi"
+	"github.com/tockd/tock/internal/systemd"
 	"github.com/tockd/tock/master"
 	"github.com/urfave/cli/v2"
 )
@@ -89,19 +91,13 @@ func runServe(c *cli.Context) error {
 		return cli.Exit(fmt.Sprintf("find own binary: %v", err), exitRefused)
 	}
 	master.Version = version
-	inherited, err := master.InheritedListener()
+	opts, err := serveOptions(log)
 	if err != nil {
 		return cli.Exit(err.Error(), exitRefused)
 	}
-	inheritedHTTP, err := httpapi.InheritedListener(master.EnvHTTPListenFD)
-	if err != nil {
-		return cli.Exit(err.Error(), exitRefused)
-	}
-	m, err := master.New(cfg, master.Options{
-		Exe: exe, WorkerArgs: []string{"--log-level", cfg.Log.Level},
-		Listener: inherited, HTTPListener: inheritedHTTP,
-		HTTPRoutes: []master.HTTPRoutes{master.RESTRoutes},
-	}, log)
+	opts.Exe, opts.WorkerArgs = exe, []string{"--log-level", cfg.Log.Level}
+	opts.HTTPRoutes = []master.HTTPRoutes{master.RESTRoutes}
+	m, err := master.New(cfg, opts, log)
 	if err != nil {
 		return cli.Exit(err.Error(), exitRefused)
 	}
@@ -110,8 +106,7 @@ func runServe(c *cli.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP,
-		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTTIN, syscall.SIGTTOU)
+	signal.Notify(sigs, servedSignals...)
 	go func() {
 		for {
 			select {
@@ -146,8 +141,69 @@ func reexec(m *master.Master, exe string, log hclog.Logger) error {
 	if hf := m.HTTPListenerFile(); hf != nil {
 		env = append(env, fmt.Sprintf("%s=%d", master.EnvHTTPListenFD, hf.Fd()))
 	}
+	cf, err := m.ControlListenerFile()
+	if err != nil {
+		log.Error("restart failed", "error", err)
+		return cli.Exit("", exitRefused)
+	}
+	if cf != nil {
+		env = append(env, fmt.Sprintf("%s=%d", master.EnvControlFD, cf.Fd()))
+	}
 	log.Info("re-executing the master", "binary", exe)
 	err = syscall.Exec(exe, os.Args, env)
 	log.Error("restart failed", "error", err)
 	return cli.Exit("", exitRefused)
+}
+
+// serveOptions collects what the master inherits: listeners from a
+// restarting master (which win) or from systemd's socket activation, and
+// systemd's notify socket and watchdog (docs/operations.md, "systemd").
+func serveOptions(log hclog.Logger) (master.Options, error) {
+	var opts master.Options
+	sd, err := systemd.Listeners()
+	if err != nil {
+		return opts, err
+	}
+	one := func(name string) (net.Listener, error) {
+		switch lns := sd[name]; len(lns) {
+		case 0:
+			return nil, nil
+		case 1:
+			log.Info("using a listener from systemd", "name", name, "addr", lns[0].Addr().String())
+			return lns[0], nil
+		default:
+			return nil, fmt.Errorf("socket activation: %d listeners named %q, tock takes one", len(lns), name)
+		}
+	}
+	if opts.Listener, err = master.InheritedListener(); err != nil {
+		return opts, err
+	}
+	if opts.Listener == nil {
+		if opts.Listener, err = one(systemd.NameClient); err != nil {
+			return opts, err
+		}
+	}
+	if opts.ControlListener, err = master.InheritedControlListener(); err != nil {
+		return opts, err
+	}
+	if opts.ControlListener == nil {
+		if opts.ControlListener, err = one(systemd.NameControl); err != nil {
+			return opts, err
+		}
+	}
+	if opts.HTTPListener, err = httpapi.InheritedListener(master.EnvHTTPListenFD); err != nil {
+		return opts, err
+	}
+	if opts.HTTPListener == nil {
+		if opts.HTTPListener, err = one(systemd.NameHTTP); err != nil {
+			return opts, err
+		}
+	}
+	if opts.Notifier, err = systemd.NewNotifier(); err != nil {
+		return opts, err
+	}
+	if opts.WatchdogInterval, err = systemd.WatchdogInterval(); err != nil {
+		return opts, err
+	}
+	return opts, nil
 }

@@ -8,7 +8,12 @@ import (
 	"github.com/tockd/tock/master"
 )
 
-// handleSignal maps one signal to one master action (DESIGN §8).
+// servedSignals are the signals `tock serve` acts on, each documented in
+// docs/operations.md (a test checks).
+var servedSignals = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP,
+	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTTIN, syscall.SIGTTOU}
+
+// handleSignal maps one signal to one master action (docs/operations.md).
 func handleSignal(m *master.Master, sig os.Signal, out *reopenable, log hclog.Logger) {
 	log.Info("signal received", "signal", sig.String())
 	var err error
