@@ -244,6 +244,7 @@ func (m *Master) giveBack(from *proc, shards []int, running []ipc.RunningJob) {
 	from.mu.Lock()
 	from.shards = slices.Sorted(slices.Values(append(slices.Clone(from.shards), shards...)))
 	from.mu.Unlock()
+	m.spans.reclaimed(from, running)
 	m.router.SetOwner(shards, from)
 }
 

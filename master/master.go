@@ -43,6 +43,7 @@ type Master struct {
 	log  hclog.Logger
 
 	router *Router
+	spans  *spanning
 	rules  *ruleSet
 	tls    *tls.Config
 	// auth is the loaded auth file; nil when auth is off. Swapped on SIGHUP.
@@ -93,6 +94,7 @@ func New(cfg config.Config, opts Options, log hclog.Logger) (*Master, error) {
 	m := &Master{
 		cfg: cfg, opts: opts, log: log, started: time.Now(),
 		router: NewRouter(cfg.Cluster.Shards, maxHeldPerShard, cfg.Cluster.WorkerBootTimeout.Duration),
+		spans:  newSpanning(),
 		stopCh: make(chan struct{}), done: make(chan struct{}),
 	}
 	m.conns.init()

@@ -143,6 +143,7 @@ func (p *proc) waitExit(d time.Duration) error {
 
 // readLink dispatches the worker's frames until the link breaks.
 func (m *Master) readLink(p *proc) {
+	defer func() { go m.requeueOrphans(p) }()
 	defer close(p.linkDone)
 	defer m.rules.forget(p)
 	defer m.router.WorkerGone(p)
@@ -228,6 +229,9 @@ func (m *Master) handleWorkerFrame(p *proc, f ipc.Frame) error {
 		if err := ipc.DecodeJSON(f.Payload, &r); err != nil {
 			return err
 		}
+		// Tracked before anything else is read from p: an Outcome for
+		// these may follow on the link at once.
+		m.spans.released(p, r.Running)
 		select {
 		case p.released <- r:
 		default:
@@ -273,8 +277,20 @@ func (m *Master) forwardOutcome(o ipc.Outcome) {
 	if o.Shard < 0 || o.Shard >= m.cfg.Cluster.Shards {
 		return
 	}
+	m.spans.finished(o)
 	if !m.router.ForwardOutcome(o) {
 		m.log.Warn("too many outcomes for a shard in handoff; dropped, the job will run again after a restart", "shard", o.Shard, "job", o.JobID)
+	}
+}
+
+// requeueOrphans, once p is dead, requeues the executions that spanned a
+// handoff and were still running in p to their shards' owners: they run
+// again there (at-least-once, as after a crash) rather than stay triggered.
+func (m *Master) requeueOrphans(p *proc) {
+	<-p.exited
+	for _, o := range m.spans.orphaned(p) {
+		p.log.Warn("worker died while running a job whose shard had moved; the shard's owner runs it again", "shard", o.Shard, "job", o.JobID)
+		m.forwardOutcome(o)
 	}
 }
 

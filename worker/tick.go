@@ -153,7 +153,13 @@ func (w *Worker) applyResults() {
 func (w *Worker) applyRemoteOutcome(o ipc.Outcome) {
 	sh, ok := w.shards[o.Shard]
 	if !ok {
-		w.log.Warn("outcome for a shard not owned", "shard", o.Shard, "job", o.JobID)
+		if _, down := w.shardErrors[o.Shard]; down {
+			w.log.Warn("outcome for a shard that cannot be served; the job runs again once it opens", "shard", o.Shard, "job", o.JobID)
+			return
+		}
+		// Released after the master forwarded it: back to the master, which
+		// holds it for the shard's next owner (it lists the job as running).
+		w.send(ipc.TypeOutcome, o)
 		return
 	}
 	if exec, ok := w.awaiting[o.Shard][o.JobID]; !ok || exec != o.Execution {

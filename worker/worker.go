@@ -23,6 +23,7 @@ var Version = "dev"
 // Worker is one worker process's state. All fields are owned by the loop
 // goroutine except those documented otherwise.
 type Worker struct {
+	opts    runOptions
 	log     hclog.Logger
 	link    *ipc.Link
 	index   int
@@ -62,9 +63,22 @@ type Worker struct {
 }
 
 // Run is the whole life of a worker process on link. It returns when the
-// master says Shutdown (nil) or the link breaks (the master is gone).
+// master says Shutdown (nil) or the link breaks (the master is gone), after
+// writing every frame it queued and closing link.
 func Run(link *ipc.Link, index, phase int, log hclog.Logger) error {
+	return run(link, index, phase, log, runOptions{})
+}
+
+// runOptions are seams for in-process tests; the zero value is production.
+type runOptions struct {
+	// openLog opens a shard's log file (store.OpenShardLog when nil):
+	// tests wrap it to inject write and fsync failures.
+	openLog func(path string, policy store.FsyncPolicy) (store.ShardLog, error)
+}
+
+func run(link *ipc.Link, index, phase int, log hclog.Logger, opts runOptions) error {
 	w := &Worker{
+		opts: opts,
 		log: log, link: link, index: index, phase: phase, started: time.Now(),
 		shards: map[int]*shard{}, shardErrors: map[int]string{}, rules: store.NewRules(),
 		running: map[int]map[string]int64{}, awaiting: map[int]map[string]int64{},
@@ -86,7 +100,31 @@ func Run(link *ipc.Link, index, phase int, log hclog.Logger) error {
 	w.applyRules(welcome.Rules)
 	go w.readLoop()
 	w.acquire(ipc.Acquire{Shards: welcome.Shards, Running: welcome.Running})
-	return w.loop()
+	err = w.loop()
+	w.flushLink()
+	return err
+}
+
+// linkFlushTimeout bounds the wait for the master to read a worker's last
+// frames; a master that stopped reading is gone or about to kill us.
+const linkFlushTimeout = 5 * time.Second
+
+// flushLink writes every queued frame and closes the link. The last frames
+// of a draining worker are the outcomes of executions whose shards moved:
+// exiting with them still queued would leave those jobs triggered with no
+// execution anywhere.
+func (w *Worker) flushLink() {
+	done := make(chan error, 1)
+	go func() { done <- w.link.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			w.log.Debug("close master link", "error", err)
+		}
+	case <-time.After(linkFlushTimeout):
+		w.log.Warn("master did not read the last frames; dropping them", "timeout", linkFlushTimeout)
+		w.link.Abort()
+	}
 }
 
 func (w *Worker) handshake() (ipc.Welcome, error) {
