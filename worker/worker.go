@@ -79,7 +79,7 @@ type runOptions struct {
 func run(link *ipc.Link, index, phase int, log hclog.Logger, opts runOptions) error {
 	w := &Worker{
 		opts: opts,
-		log: log, link: link, index: index, phase: phase, started: time.Now(),
+		log:  log, link: link, index: index, phase: phase, started: time.Now(),
 		shards: map[int]*shard{}, shardErrors: map[int]string{}, rules: store.NewRules(),
 		running: map[int]map[string]int64{}, awaiting: map[int]map[string]int64{},
 		inbox:  make(chan ipc.Frame, 4096),
