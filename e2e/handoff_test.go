@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -128,4 +129,46 @@ func openGate(t *testing.T, path string) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestFencing_SecondMasterWithoutSocket: with control.sock removed, a second
+// tock serve on the same data dir still refuses to start (the data dir is
+// locked), touches none of the first's files, and the first's stop leaves
+// nothing of a second behind (regression: the second started on the same
+// shard files, and the first's stop deleted its socket and pid file).
+func TestFencing_SecondMasterWithoutSocket(t *testing.T) {
+	dir := t.TempDir()
+	c := startCluster(t, dir, clusterConfig(dir, ""))
+	cl := dial(t, c.addr)
+	writeJobs(t, cl, "fm", 20)
+	if err := os.Remove(controlSocket(dir)); err != nil {
+		t.Fatal(err)
+	}
+	second := exec.Command(tockBin, "serve", "-c", c.cfgPath)
+	second.Dir = dir
+	out := &syncBuffer{}
+	second.Stdout, second.Stderr = out, out
+	if err := second.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- second.Wait() }()
+	select {
+	case err := <-exited:
+		if err == nil || !strings.Contains(out.String(), "is in use") {
+			t.Fatalf("second tock: %v\n%s", err, out.String())
+		}
+	case <-time.After(60 * time.Second):
+		second.Process.Kill()
+		<-exited
+		t.Fatalf("second tock on a locked data dir kept running\n%s", out.String())
+	}
+	if _, err := os.Stat(controlSocket(dir)); err == nil {
+		t.Fatal("the refused tock created a control socket")
+	}
+	pid, err := os.ReadFile(filepath.Join(dir, "data", "tock.pid"))
+	if err != nil || strings.TrimSpace(string(pid)) != fmt.Sprint(c.cmd.Process.Pid) {
+		t.Fatalf("pid file %q (%v), want the first master's %d", pid, err, c.cmd.Process.Pid)
+	}
+	checkJobs(t, cl, "fm", 20)
 }

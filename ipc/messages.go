@@ -41,6 +41,8 @@ type Welcome struct {
 	Shards   []int        `json:"shards"`
 	Running  []RunningJob `json:"running,omitempty"`
 	Rules    Rules        `json:"rules"`
+	// Epoch is the owner epoch the worker opens Shards at (see Acquire).
+	Epoch uint64 `json:"epoch,omitempty"`
 }
 
 // RunningJob is an execution still running in another (draining) worker;
@@ -75,6 +77,11 @@ type RulesAck struct {
 type Acquire struct {
 	Shards  []int        `json:"shards"`
 	Running []RunningJob `json:"running,omitempty"`
+	// Epoch fences the shards: the master gives every owner it hands a
+	// shard to a higher epoch than any before, the worker records it in the
+	// shard file, and a file recorded at a higher epoch refuses to open (a
+	// stale owner cannot write over a newer one).
+	Epoch uint64 `json:"epoch,omitempty"`
 }
 
 // Prepare asks a worker to read shards it is about to acquire while their

@@ -203,7 +203,7 @@ func (m *Master) handoff(from, to *proc, shards []int) error {
 		}
 	}
 	released := time.Since(start)
-	ready, err := request(to, ipc.TypeAcquire, ipc.Acquire{Shards: shards, Running: running}, to.ready, timeout)
+	ready, err := request(to, ipc.TypeAcquire, ipc.Acquire{Shards: shards, Running: running, Epoch: m.epochs.next()}, to.ready, timeout)
 	if err == nil && ready.Error != "" {
 		err = fmt.Errorf("new owner cannot open shards: %s", ready.Error)
 	}
@@ -236,7 +236,7 @@ func (m *Master) giveBack(from *proc, shards []int, running []ipc.RunningJob) {
 	if from == nil || !from.isBooted() {
 		return
 	}
-	ready, err := request(from, ipc.TypeAcquire, ipc.Acquire{Shards: shards, Running: running}, from.ready, m.cfg.Cluster.WorkerBootTimeout.Duration)
+	ready, err := request(from, ipc.TypeAcquire, ipc.Acquire{Shards: shards, Running: running, Epoch: m.epochs.next()}, from.ready, m.cfg.Cluster.WorkerBootTimeout.Duration)
 	if err != nil || ready.Error != "" {
 		from.log.Error("cannot give shards back after a failed handoff", "shards", shards, "error", err)
 		return

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/tockd/tock/config"
 	"github.com/tockd/tock/ipc"
+	"github.com/tockd/tock/store"
 )
 
 // Version is set by cmd/tock.
@@ -44,8 +45,11 @@ type Master struct {
 
 	router *Router
 	spans  *spanning
-	rules  *ruleSet
-	tls    *tls.Config
+	// dirLock is the data dir's lock, held from New until Run returns.
+	dirLock *store.FileLock
+	epochs  *epochs
+	rules   *ruleSet
+	tls     *tls.Config
 	// auth is the loaded auth file; nil when auth is off. Swapped on SIGHUP.
 	auth atomic.Pointer[tokenStore]
 
@@ -98,23 +102,41 @@ func New(cfg config.Config, opts Options, log hclog.Logger) (*Master, error) {
 		stopCh: make(chan struct{}), done: make(chan struct{}),
 	}
 	m.conns.init()
+	epochDir := ""
 	if cfg.Database.Persistence != config.PersistenceMemory {
 		dir := cfg.Database.DataDir
 		if err := os.MkdirAll(filepath.Join(dir, "shards"), 0o755); err != nil {
 			return nil, fmt.Errorf("create data dir: %w", err)
 		}
-		if err := checkManifest(dir, cfg.Cluster.Shards); err != nil {
+		// First: a second master on this data dir stops here, before it
+		// reads or writes anything in it.
+		lock, err := lockDataDir(dir)
+		if err != nil {
 			return nil, err
 		}
+		m.dirLock = lock
+		if err := checkManifest(dir, cfg.Cluster.Shards); err != nil {
+			m.unlockDataDir()
+			return nil, err
+		}
+		epochDir = dir
 	}
+	ep, err := loadEpochs(epochDir)
+	if err != nil {
+		m.unlockDataDir()
+		return nil, err
+	}
+	m.epochs = ep
 	rules, err := openRuleSet(cfg, log.Named("rules"))
 	if err != nil {
+		m.unlockDataDir()
 		return nil, err
 	}
 	m.rules = rules
 	if cfg.Controller.AuthFile != "" {
 		ts, err := loadAuthFile(cfg.Controller.AuthFile)
 		if err != nil {
+			m.unlockDataDir()
 			return nil, err
 		}
 		m.auth.Store(ts)
@@ -122,6 +144,7 @@ func New(cfg config.Config, opts Options, log hclog.Logger) (*Master, error) {
 	if cfg.Controller.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.Controller.TLSCert, cfg.Controller.TLSKey)
 		if err != nil {
+			m.unlockDataDir()
 			return nil, fmt.Errorf("load tls certificate: %w", err)
 		}
 		m.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
@@ -136,6 +159,7 @@ func (m *Master) Addr() net.Addr { return m.listener.Addr() }
 // Stop is called; it then stops the cluster gracefully.
 func (m *Master) Run(ctx context.Context) error {
 	defer close(m.done)
+	defer m.unlockDataDir()
 	if err := m.listen(); err != nil {
 		return err
 	}
@@ -184,6 +208,15 @@ func (m *Master) Run(ctx context.Context) error {
 		return ErrRestart
 	}
 	return nil
+}
+
+// unlockDataDir releases the data dir's lock (a master re-executing
+// itself takes it again in its new image).
+func (m *Master) unlockDataDir() {
+	if err := m.dirLock.Unlock(); err != nil {
+		m.log.Warn("unlock data dir", "error", err)
+	}
+	m.dirLock = nil
 }
 
 // Stop asks Run to stop gracefully.

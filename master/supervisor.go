@@ -100,7 +100,7 @@ func (m *Master) handshake(p *proc, shards []int, running []ipc.RunningJob) erro
 		return fmt.Errorf("speaks ipc protocol %d, master speaks %d", hello.Proto, ipc.ProtoVersion)
 	}
 	err := m.rules.welcome(p, func(rules ipc.Rules) error {
-		w := ipc.Welcome{Index: p.index, Phase: p.phase, Settings: m.settings(), Shards: shards, Running: running, Rules: rules}
+		w := ipc.Welcome{Index: p.index, Phase: p.phase, Settings: m.settings(), Shards: shards, Running: running, Rules: rules, Epoch: m.epochs.next()}
 		return p.link.SendJSON(ipc.TypeWelcome, w)
 	})
 	if err != nil {

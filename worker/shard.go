@@ -38,13 +38,15 @@ func ShardPath(dataDir string, n int) string {
 	return filepath.Join(dataDir, "shards", fmt.Sprintf("%03d.log", n))
 }
 
-// openShard replays and opens shard n. Jobs left triggered without an
-// outcome (the worker died while they ran) are planned again, unless they
-// are still running in another worker (running), so delivery is
-// at-least-once across crashes and exactly-once across handoffs.
+// openShard replays and opens shard n for an owner at epoch (see
+// store.OpenShard: the file is locked, and refused if a newer owner has
+// it). Jobs left triggered without an outcome (the worker died while they
+// ran) are planned again, unless they are still running in another worker
+// (running), so delivery is at-least-once across crashes and exactly-once
+// across handoffs.
 //
 // With a read-ahead (pre), only the records written after it are replayed.
-func openShard(set ipc.Settings, n int, running map[string]int64, pre *staged, log hclog.Logger) (*shard, error) {
+func openShard(set ipc.Settings, n int, epoch uint64, running map[string]int64, pre *staged, log hclog.Logger) (*shard, error) {
 	sh := &shard{id: n, jobs: store.NewJobs(), compaction: "idle", lastCompact: time.Now()}
 	if set.Persistence == "memory" {
 		sh.log = store.NewMemoryLog()
@@ -54,23 +56,21 @@ func openShard(set ipc.Settings, n int, running map[string]int64, pre *staged, l
 	if err := os.MkdirAll(filepath.Dir(sh.path), 0o755); err != nil {
 		return nil, fmt.Errorf("open shard %d: %w", n, err)
 	}
-	var from int64
+	opts := store.ShardOptions{Policy: fsyncPolicy(set.Fsync), Epoch: epoch}
 	if pre != nil {
-		sh.jobs, from = pre.jobs, pre.offset
+		sh.jobs, opts.From, opts.Seen = pre.jobs, pre.offset, pre.owner
 	}
-	res, err := store.ReplayFrom(sh.path, from, func(r store.Record) error {
+	opts.Apply = func(r store.Record) error {
 		sh.jobs.Apply(r)
 		return nil
-	}, true)
+	}
+	lf, opened, err := store.OpenShard(sh.path, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open shard %d: %w", n, err)
 	}
+	res := opened.Replay
 	if res.Trimmed {
 		log.Warn("trimmed torn tail of shard log", "shard", n, "path", sh.path, "bytes", res.TrimmedBytes)
-	}
-	lf, err := store.OpenLogfile(sh.path, fsyncPolicy(set.Fsync))
-	if err != nil {
-		return nil, fmt.Errorf("open shard %d: %w", n, err)
 	}
 	sh.log = lf
 	var rerun []store.Job
@@ -86,7 +86,8 @@ func openShard(set ipc.Settings, n int, running map[string]int64, pre *staged, l
 		}
 		sh.jobs.Set(j.ID, j.Execution)
 	}
-	log.Debug("shard opened", "shard", n, "records", res.Records, "from", from, "jobs", sh.jobs.Len(), "rerun", len(rerun))
+	log.Debug("shard opened", "shard", n, "records", res.Records, "from", opts.From, "jobs", sh.jobs.Len(), "rerun", len(rerun),
+		"epoch", epoch, "previous_epoch", opened.Previous.Epoch, "file_id", fmt.Sprintf("%016x", opened.Owner.FileID))
 	return sh, nil
 }
 
@@ -103,7 +104,7 @@ func fsyncPolicy(s string) store.FsyncPolicy {
 // remember records the job's state before a mutation, for rollback. A
 // memory log cannot fail a write, so it needs none.
 func (sh *shard) remember(id string) {
-	if _, ok := sh.log.(*store.MemoryLog); ok {
+	if !sh.log.Durable() {
 		return
 	}
 	sh.undo = append(sh.undo, sh.jobs.Save(id))

@@ -71,9 +71,9 @@ func Run(link *ipc.Link, index, phase int, log hclog.Logger) error {
 
 // runOptions are seams for in-process tests; the zero value is production.
 type runOptions struct {
-	// openLog opens a shard's log file (store.OpenShardLog when nil):
-	// tests wrap it to inject write and fsync failures.
-	openLog func(path string, policy store.FsyncPolicy) (store.ShardLog, error)
+	// wrapLog, when set, wraps every shard log the worker opens: tests
+	// inject write and fsync failures behind the ShardLog seam.
+	wrapLog func(shard int, l store.ShardLog) store.ShardLog
 }
 
 func run(link *ipc.Link, index, phase int, log hclog.Logger, opts runOptions) error {
@@ -99,7 +99,7 @@ func run(link *ipc.Link, index, phase int, log hclog.Logger, opts runOptions) er
 	w.commit = newCommitter(link, log)
 	w.applyRules(welcome.Rules)
 	go w.readLoop()
-	w.acquire(ipc.Acquire{Shards: welcome.Shards, Running: welcome.Running})
+	w.acquire(ipc.Acquire{Shards: welcome.Shards, Running: welcome.Running, Epoch: welcome.Epoch})
 	err = w.loop()
 	w.flushLink()
 	return err
@@ -335,7 +335,7 @@ func (w *Worker) acquire(a ipc.Acquire) {
 			ready.Shards = append(ready.Shards, n)
 			continue
 		}
-		sh, err := openShard(w.set, n, byShard[n], w.takeStaged(n), w.log)
+		sh, err := openShard(w.set, n, a.Epoch, byShard[n], w.takeStaged(n), w.log)
 		if err != nil {
 			w.log.Error("cannot open shard", "shard", n, "error", err)
 			w.shardErrors[n] = err.Error()
@@ -347,6 +347,9 @@ func (w *Worker) acquire(a ipc.Acquire) {
 			ready.ShardErrors[n] = err.Error()
 			ready.Shards = append(ready.Shards, n)
 			continue
+		}
+		if w.opts.wrapLog != nil {
+			sh.log = w.opts.wrapLog(n, sh.log)
 		}
 		delete(w.shardErrors, n)
 		w.shards[n] = sh
