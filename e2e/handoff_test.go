@@ -40,7 +40,10 @@ func runCounts(path string) map[string]int {
 // link, so the outcomes never arrived and the jobs stayed triggered).
 func TestHandoff_ExecutionSpansPhasedRestart(t *testing.T) {
 	dir := t.TempDir()
-	c := startCluster(t, dir, clusterConfig(dir, ""))
+	// The old workers wait for their executions as long as the rollout
+	// takes on a busy machine: none is cut short (which would run it again).
+	cfg := strings.Replace(clusterConfig(dir, ""), `worker_shutdown_timeout = "10s"`, `worker_shutdown_timeout = "120s"`, 1)
+	c := startCluster(t, dir, cfg)
 	cl := dial(t, c.addr)
 	ran := filepath.Join(dir, "ran")
 	gate := filepath.Join(dir, "gate")
@@ -118,15 +121,17 @@ func TestHandoff_DrainingWorkerDies(t *testing.T) {
 	}
 }
 
-// openGate opens the FIFO at path for writing and closes it: every reader
-// blocked on it gets EOF.
+// openGate lets every execution blocked reading the FIFO at path go on,
+// and every later one too: it keeps the FIFO open and full of lines, one
+// per read, until the test ends.
 func openGate(t *testing.T, path string) {
 	t.Helper()
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	f, err := os.OpenFile(path, os.O_RDWR, 0) // O_RDWR: does not wait for a reader
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Close(); err != nil {
+	t.Cleanup(func() { f.Close() })
+	if _, err := f.Write([]byte(strings.Repeat("\n", 4096))); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -48,8 +48,12 @@ type Master struct {
 	// dirLock is the data dir's lock, held from New until Run returns.
 	dirLock *store.FileLock
 	epochs  *epochs
-	rules   *ruleSet
-	tls     *tls.Config
+	// spawner starts workers (execSpawner; tests script fake ones).
+	spawner Spawner
+	// shardState is every shard's handoff state (states.go).
+	shardState *shardStates
+	rules      *ruleSet
+	tls        *tls.Config
 	// auth is the loaded auth file; nil when auth is off. Swapped on SIGHUP.
 	auth atomic.Pointer[tokenStore]
 
@@ -90,6 +94,9 @@ type slot struct {
 	// for its backoff); rollouts and rebalancing leave the slot alone.
 	replacing bool
 	old       []*proc
+	// orphans are shards waiting for this slot's next worker: their owner
+	// died while the slot's worker was down (see adoptOrphans).
+	orphans []int
 }
 
 // New prepares a master: validates the data dir and loads the rule set. It
@@ -98,7 +105,7 @@ func New(cfg config.Config, opts Options, log hclog.Logger) (*Master, error) {
 	m := &Master{
 		cfg: cfg, opts: opts, log: log, started: time.Now(),
 		router: NewRouter(cfg.Cluster.Shards, maxHeldPerShard, cfg.Cluster.WorkerBootTimeout.Duration),
-		spans:  newSpanning(),
+		spans:  newSpanning(), spawner: execSpawner{}, shardState: newShardStates(cfg.Cluster.Shards),
 		stopCh: make(chan struct{}), done: make(chan struct{}),
 	}
 	m.conns.init()

@@ -329,7 +329,7 @@ func (w *Worker) acquire(a ipc.Acquire) {
 		}
 		byShard[r.Shard][r.JobID] = r.Execution
 	}
-	ready := ipc.Ready{}
+	ready := ipc.Ready{Seq: a.Seq}
 	for _, n := range a.Shards {
 		if _, ok := w.shards[n]; ok {
 			ready.Shards = append(ready.Shards, n)
@@ -366,7 +366,7 @@ func (w *Worker) acquire(a ipc.Acquire) {
 // runs for them.
 func (w *Worker) release(r ipc.Release) {
 	w.commit.wait()
-	out := ipc.Released{}
+	out := ipc.Released{Seq: r.Seq}
 	for _, n := range r.Shards {
 		sh, ok := w.shards[n]
 		if !ok {
