@@ -109,6 +109,16 @@ func OpenLogfile(path string, policy FsyncPolicy) (*Logfile, error) {
 	return openLogfile(path, policy, nil)
 }
 
+// OpenLogfileWith is OpenLogfile with fsync(2) replaced by fsync when it is
+// not nil: a fault injection seam for tests, never used in production.
+func OpenLogfileWith(path string, policy FsyncPolicy, fsync func(*os.File) error) (*Logfile, error) {
+	l, err := openLogfile(path, policy, nil)
+	if err == nil && fsync != nil {
+		l.fsync = fsync
+	}
+	return l, err
+}
+
 // openLogfile is OpenLogfile with FsyncInterval's ticks supplied by the
 // caller when tick is not nil, so tests can drive them.
 func openLogfile(path string, policy FsyncPolicy, tick <-chan time.Time) (*Logfile, error) {

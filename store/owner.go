@@ -124,6 +124,9 @@ type ShardOptions struct {
 	Seen Owner
 	// Apply gets every record replayed, except RecordOwner.
 	Apply func(Record) error
+	// Fsync, when set, replaces fsync(2) for the opened log: a fault
+	// injection seam for tests, never set in production.
+	Fsync func(*os.File) error
 }
 
 // ShardOpened says what OpenShard found.
@@ -190,6 +193,9 @@ func OpenShard(path string, o ShardOptions) (*Logfile, ShardOpened, error) {
 	}
 	l.mu.Lock()
 	l.lock, l.owner = lock, Owner{FileID: fid, Epoch: o.Epoch}
+	if o.Fsync != nil {
+		l.fsync = o.Fsync
+	}
 	l.mu.Unlock()
 	out.Owner = l.owner
 	ok = true

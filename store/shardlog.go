@@ -28,6 +28,11 @@ type ShardLog interface {
 	// failed write can be undone by reading them back (false for
 	// MemoryLog).
 	Durable() bool
+	// Failed is the failure that makes the log unusable until it is
+	// reopened (a failed fsync, or a failed write it could not cut back
+	// off), nil if none. A write that failed cleanly (nothing of it left,
+	// like a full disk) is not one.
+	Failed() error
 	// BeginCompaction marks the log's current end as what the snapshot
 	// about to be passed to the returned Run describes (see Compaction). A
 	// log with nothing to compact returns ErrNoCompaction.
@@ -44,6 +49,12 @@ type LogCompaction interface {
 // ErrNoCompaction is returned by BeginCompaction of a log that keeps
 // nothing to compact.
 var ErrNoCompaction = errors.New("log has nothing to compact")
+
+// Failed is the log's sticky failure (see Logfile), or nil.
+func (l *Logfile) Failed() error { return l.failure() }
+
+// Failed is nil: a MemoryLog only refuses invalid records.
+func (m *MemoryLog) Failed() error { return nil }
 
 // Durable is true: the records are in a file.
 func (l *Logfile) Durable() bool { return true }

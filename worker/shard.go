@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/tockd/tock/ipc"
 	"github.com/tockd/tock/store"
+	"github.com/tockd/tock/worker/runner"
 )
 
 // shard is one shard owned by this worker: its jobs and its log.
@@ -24,6 +25,13 @@ type shard struct {
 	undo []undoEntry
 	// dirty: written since the last sync.
 	dirty bool
+	// execs are executions triggered in this batch, started once their
+	// triggered records are durable (endBatch).
+	execs []runner.Execution
+	// epoch is the owner epoch the shard was opened at; lastErr the last
+	// write error (fault.go).
+	epoch   uint64
+	lastErr error
 
 	compaction  string // idle, running, success, failure
 	lastCompact time.Time
@@ -46,8 +54,8 @@ func ShardPath(dataDir string, n int) string {
 // across handoffs.
 //
 // With a read-ahead (pre), only the records written after it are replayed.
-func openShard(set ipc.Settings, n int, epoch uint64, running map[string]int64, pre *staged, log hclog.Logger) (*shard, error) {
-	sh := &shard{id: n, jobs: store.NewJobs(), compaction: "idle", lastCompact: time.Now()}
+func openShard(set ipc.Settings, n int, epoch uint64, running map[string]int64, pre *staged, log hclog.Logger, opts runOptions) (*shard, error) {
+	sh := &shard{id: n, jobs: store.NewJobs(), compaction: "idle", lastCompact: time.Now(), epoch: epoch}
 	if set.Persistence == "memory" {
 		sh.log = store.NewMemoryLog()
 		return sh, nil
@@ -56,15 +64,15 @@ func openShard(set ipc.Settings, n int, epoch uint64, running map[string]int64, 
 	if err := os.MkdirAll(filepath.Dir(sh.path), 0o755); err != nil {
 		return nil, fmt.Errorf("open shard %d: %w", n, err)
 	}
-	opts := store.ShardOptions{Policy: fsyncPolicy(set.Fsync), Epoch: epoch}
+	so := store.ShardOptions{Policy: fsyncPolicy(set.Fsync), Epoch: epoch, Fsync: opts.fsync}
 	if pre != nil {
-		sh.jobs, opts.From, opts.Seen = pre.jobs, pre.offset, pre.owner
+		sh.jobs, so.From, so.Seen = pre.jobs, pre.offset, pre.owner
 	}
-	opts.Apply = func(r store.Record) error {
+	so.Apply = func(r store.Record) error {
 		sh.jobs.Apply(r)
 		return nil
 	}
-	lf, opened, err := store.OpenShard(sh.path, opts)
+	lf, opened, err := store.OpenShard(sh.path, so)
 	if err != nil {
 		return nil, fmt.Errorf("open shard %d: %w", n, err)
 	}
@@ -73,6 +81,9 @@ func openShard(set ipc.Settings, n int, epoch uint64, running map[string]int64, 
 		log.Warn("trimmed torn tail of shard log", "shard", n, "path", sh.path, "bytes", res.TrimmedBytes)
 	}
 	sh.log = lf
+	if opts.wrapLog != nil {
+		sh.log = opts.wrapLog(n, sh.log)
+	}
 	var rerun []store.Job
 	sh.jobs.Query("", func(j store.Job) bool {
 		if j.Status == store.Triggered {
@@ -86,7 +97,7 @@ func openShard(set ipc.Settings, n int, epoch uint64, running map[string]int64, 
 		}
 		sh.jobs.Set(j.ID, j.Execution)
 	}
-	log.Debug("shard opened", "shard", n, "records", res.Records, "from", opts.From, "jobs", sh.jobs.Len(), "rerun", len(rerun),
+	log.Debug("shard opened", "shard", n, "records", res.Records, "from", so.From, "jobs", sh.jobs.Len(), "rerun", len(rerun),
 		"epoch", epoch, "previous_epoch", opened.Previous.Epoch, "file_id", fmt.Sprintf("%016x", opened.Owner.FileID))
 	return sh, nil
 }
@@ -126,6 +137,7 @@ func (sh *shard) flush() error {
 	}
 	if err := sh.log.Write(sh.pending); err != nil {
 		sh.rollback()
+		sh.lastErr = err
 		return fmt.Errorf("write shard %d: %w", sh.id, err)
 	}
 	sh.dirty = true

@@ -25,7 +25,9 @@ func (w *Worker) tick(now time.Time) {
 			if t.exec != nil {
 				t.exec.Shard = sh.id
 				w.track(sh.id, t.exec.JobID, t.exec.Execution)
-				w.pipe.Submit(*t.exec)
+				// Started by the committer once the triggered record is
+				// durable (endBatch).
+				sh.execs = append(sh.execs, *t.exec)
 			}
 		}
 	}
@@ -35,6 +37,7 @@ func (w *Worker) tick(now time.Time) {
 		w.reapCompaction(sh, false)
 		w.maybeCompact(sh, now)
 	}
+	w.retryFailed(now)
 }
 
 // minWakeGap is the least time between two early wakes: it bounds the
@@ -130,6 +133,15 @@ func (w *Worker) applyResults() {
 		// the next start, or at the shard's new owner.
 		interrupted := o.Error == runner.ErrShutdown.Error()
 		sh, ok := w.shards[ex.Shard]
+		if !ok && w.parkResult(res) {
+			continue // its shard is down; recorded when it reopens
+		}
+		if exec, awaited := w.awaiting[ex.Shard][ex.JobID]; ok && awaited && exec == ex.Execution {
+			// Started before the shard was reopened: awaited like an
+			// old owner's execution.
+			w.applyRemoteOutcome(outcomeOf(res))
+			continue
+		}
 		if !ok {
 			w.send(ipc.TypeOutcome, ipc.Outcome{Shard: ex.Shard, JobID: ex.JobID, Execution: ex.Execution, Outcome: o, Requeue: interrupted})
 			continue

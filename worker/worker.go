@@ -57,6 +57,9 @@ type Worker struct {
 	lastTick time.Time
 	wakeAt   time.Time // when the wake timer is armed for; zero = not armed
 
+	// failed are shards down after a write or fsync failure (fault.go).
+	failed map[int]*failedShard
+
 	// staged are shards read ahead of a handoff (Prepare), by shard.
 	staged   map[int]staged
 	stagedCh chan []staged
@@ -74,6 +77,8 @@ type runOptions struct {
 	// wrapLog, when set, wraps every shard log the worker opens: tests
 	// inject write and fsync failures behind the ShardLog seam.
 	wrapLog func(shard int, l store.ShardLog) store.ShardLog
+	// fsync, when set, replaces fsync(2) for shard logs (fault injection).
+	fsync func(*os.File) error
 }
 
 func run(link *ipc.Link, index, phase int, log hclog.Logger, opts runOptions) error {
@@ -83,7 +88,7 @@ func run(link *ipc.Link, index, phase int, log hclog.Logger, opts runOptions) er
 		shards: map[int]*shard{}, shardErrors: map[int]string{}, rules: store.NewRules(),
 		running: map[int]map[string]int64{}, awaiting: map[int]map[string]int64{},
 		inbox:  make(chan ipc.Frame, 4096),
-		staged: map[int]staged{}, stagedCh: make(chan []staged, 16),
+		staged: map[int]staged{}, stagedCh: make(chan []staged, 16), failed: map[int]*failedShard{},
 	}
 	welcome, err := w.handshake()
 	if err != nil {
@@ -96,7 +101,7 @@ func run(link *ipc.Link, index, phase int, log hclog.Logger, opts runOptions) er
 	}, log.Named("runner"))
 	defer w.dispatch.Close()
 	w.pipe = runner.NewPipeline(w.set.MaxInflight, w.dispatch, log.Named("pipeline"))
-	w.commit = newCommitter(link, log)
+	w.commit = newCommitter(link, log, w.pipe.Submit)
 	w.applyRules(welcome.Rules)
 	go w.readLoop()
 	w.acquire(ipc.Acquire{Shards: welcome.Shards, Running: welcome.Running, Epoch: welcome.Epoch})
@@ -190,6 +195,8 @@ func (w *Worker) loop() error {
 			w.tick(now)
 		case <-w.pipe.Results():
 			w.applyResults()
+		case f := <-w.commit.failures:
+			w.failSynced(f)
 		case <-beat.C:
 			w.sendStatus()
 		case batch := <-w.stagedCh:
@@ -335,7 +342,7 @@ func (w *Worker) acquire(a ipc.Acquire) {
 			ready.Shards = append(ready.Shards, n)
 			continue
 		}
-		sh, err := openShard(w.set, n, a.Epoch, byShard[n], w.takeStaged(n), w.log)
+		sh, err := openShard(w.set, n, a.Epoch, byShard[n], w.takeStaged(n), w.log, w.opts)
 		if err != nil {
 			w.log.Error("cannot open shard", "shard", n, "error", err)
 			w.shardErrors[n] = err.Error()
@@ -347,9 +354,6 @@ func (w *Worker) acquire(a ipc.Acquire) {
 			ready.ShardErrors[n] = err.Error()
 			ready.Shards = append(ready.Shards, n)
 			continue
-		}
-		if w.opts.wrapLog != nil {
-			sh.log = w.opts.wrapLog(n, sh.log)
 		}
 		delete(w.shardErrors, n)
 		w.shards[n] = sh
@@ -367,13 +371,30 @@ func (w *Worker) acquire(a ipc.Acquire) {
 func (w *Worker) release(r ipc.Release) {
 	w.commit.wait()
 	out := ipc.Released{Seq: r.Seq}
+	var parked []runner.Result
 	for _, n := range r.Shards {
 		sh, ok := w.shards[n]
 		if !ok {
 			if _, down := w.shardErrors[n]; down {
-				// Never opened (corrupt): nothing to flush; the next owner
-				// tries, and reports, it again.
+				// Never opened (corrupt) or failed: nothing to flush; the
+				// next owner opens it from its file, and waits for what
+				// still runs here.
 				delete(w.shardErrors, n)
+				if f := w.failed[n]; f != nil {
+					parked = append(parked, f.parked...)
+					for _, r := range f.parked {
+						ex := r.Execution
+						out.Running = append(out.Running, ipc.RunningJob{Shard: n, JobID: ex.JobID, Execution: ex.Execution})
+					}
+					delete(w.failed, n)
+				}
+				for id, exec := range w.running[n] {
+					out.Running = append(out.Running, ipc.RunningJob{Shard: n, JobID: id, Execution: exec})
+				}
+				for id, exec := range w.awaiting[n] {
+					out.Running = append(out.Running, ipc.RunningJob{Shard: n, JobID: id, Execution: exec})
+				}
+				delete(w.awaiting, n)
 				out.Shards = append(out.Shards, n)
 			}
 			continue
@@ -399,6 +420,9 @@ func (w *Worker) release(r ipc.Release) {
 		out.Shards = append(out.Shards, n)
 	}
 	w.send(ipc.TypeReleased, out)
+	for _, r := range parked { // after Released: the master tracks them from it
+		w.send(ipc.TypeOutcome, outcomeOf(r))
+	}
 }
 
 func (w *Worker) closeShards() {
@@ -418,6 +442,7 @@ func (w *Worker) closeShards() {
 func (w *Worker) shutdown(timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	w.commit.wait() // executions waiting for their triggered records start first
 	w.log.Info("worker draining", "inflight", w.pipe.Inflight(), "pending", w.pipe.Pending())
 	for _, ex := range w.pipe.Shutdown(ctx) {
 		// Never started: a released shard's new owner plans it again; an
