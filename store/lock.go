@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,12 +26,27 @@ type FileLock struct {
 
 // LockFile takes an exclusive lock on path (created if missing) without
 // waiting: if another holds it the error wraps ErrLocked and names its pid.
-func LockFile(path string) (*FileLock, error) {
+func LockFile(path string) (*FileLock, error) { return LockFileWait(path, 0) }
+
+// lockPoll is how often LockFileWait tries again.
+const lockPoll = 5 * time.Millisecond
+
+// LockFileWait is LockFile trying again for up to wait. A lock just
+// released can linger for a moment: a child forked by its holder keeps the
+// descriptor until it execs (close-on-exec), so a new owner right after a
+// handoff may find it held for that long.
+func LockFileWait(path string, wait time.Duration) (*FileLock, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	deadline := time.Now().Add(wait)
+	err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	for errors.Is(err, unix.EWOULDBLOCK) && time.Now().Before(deadline) {
+		time.Sleep(lockPoll)
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	}
+	if err != nil {
 		holder := readHolder(f)
 		_ = f.Close() // the lock error is what matters
 		if errors.Is(err, unix.EWOULDBLOCK) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"time"
 )
 
 // Fencing. A shard file has one writer at a time, and the OS enforces it:
@@ -47,6 +48,11 @@ var ErrFenced = errors.New("fenced")
 
 // lockSuffix names a shard log's lock file.
 const lockSuffix = ".lock"
+
+// lockWait bounds how long OpenShard waits for a lock that is held: long
+// enough for one just released to be free (see LockFileWait), short next
+// to the boot timeout, so a real second writer still fails loudly.
+const lockWait = 2 * time.Second
 
 // newFileID returns a random, non-zero file id.
 func newFileID() uint64 {
@@ -144,7 +150,7 @@ type ShardOpened struct {
 // with ErrFenced when the file belongs to a newer epoch.
 func OpenShard(path string, o ShardOptions) (*Logfile, ShardOpened, error) {
 	var out ShardOpened
-	lock, err := LockFile(path + lockSuffix)
+	lock, err := LockFileWait(path+lockSuffix, lockWait)
 	if err != nil {
 		return nil, out, fmt.Errorf("another process has shard log %s open: %w", path, err)
 	}

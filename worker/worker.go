@@ -346,6 +346,14 @@ func (w *Worker) acquire(a ipc.Acquire) {
 		if err != nil {
 			w.log.Error("cannot open shard", "shard", n, "error", err)
 			w.shardErrors[n] = err.Error()
+			if errors.Is(err, store.ErrLocked) {
+				// Another process still has it open: tried again later
+				// (fault.go), where a corrupt file stays down.
+				w.failed[n] = &failedShard{at: time.Now(), epoch: a.Epoch}
+				if len(byShard[n]) > 0 {
+					w.awaiting[n] = byShard[n]
+				}
+			}
 			// The shard stays down, the rest serve: its requests are
 			// answered with the reason, and /healthz reports it.
 			if ready.ShardErrors == nil {
