@@ -109,19 +109,25 @@ func New(cfg config.Config, opts Options, log hclog.Logger) (*Master, error) {
 		stopCh: make(chan struct{}), done: make(chan struct{}),
 	}
 	m.conns.init()
-	epochDir := ""
-	if cfg.Database.Persistence != config.PersistenceMemory {
-		dir := cfg.Database.DataDir
-		if err := os.MkdirAll(filepath.Join(dir, "shards"), 0o755); err != nil {
+	epochDir, dir := "", cfg.Database.DataDir
+	if dir != "" {
+		// First: a second master on this data dir stops here, before it
+		// reads or writes anything in it (in memory mode too: the control
+		// socket lives there).
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("create data dir: %w", err)
 		}
-		// First: a second master on this data dir stops here, before it
-		// reads or writes anything in it.
 		lock, err := lockDataDir(dir)
 		if err != nil {
 			return nil, err
 		}
 		m.dirLock = lock
+	}
+	if cfg.Database.Persistence != config.PersistenceMemory {
+		if err := os.MkdirAll(filepath.Join(dir, "shards"), 0o755); err != nil {
+			m.unlockDataDir()
+			return nil, fmt.Errorf("create data dir: %w", err)
+		}
 		if err := checkManifest(dir, cfg.Cluster.Shards); err != nil {
 			m.unlockDataDir()
 			return nil, err
