@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -187,5 +188,39 @@ func TestOwnerRecordRoundTrip(t *testing.T) {
 	}
 	if _, err := DecodeZtickRecord(b); err == nil {
 		t.Fatal("ztick decoder accepted an owner record")
+	}
+}
+
+// BenchmarkFencing compares a plain log with a fenced one (OpenShard: a
+// size check before each write, a path check before each fsync), in the
+// same run: Write alone (fsync never) and Write+Sync (fsync always).
+func BenchmarkFencing(b *testing.B) {
+	for _, policy := range []FsyncPolicy{FsyncNever, FsyncAlways} {
+		for _, fenced := range []bool{false, true} {
+			b.Run(fmt.Sprintf("fsync=%s/fenced=%v", policy, fenced), func(b *testing.B) {
+				path := filepath.Join(b.TempDir(), "b.log")
+				var l *Logfile
+				var err error
+				if fenced {
+					l, _, err = OpenShard(path, ShardOptions{Policy: policy, Epoch: 1})
+				} else {
+					l, err = OpenLogfile(path, policy)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer l.Close()
+				rec := []Record{jobRec("bench.job.000001", 1764000000000000000, Planned)}
+				b.ResetTimer()
+				for range b.N {
+					if err := l.Write(rec); err != nil {
+						b.Fatal(err)
+					}
+					if err := l.Sync(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }
