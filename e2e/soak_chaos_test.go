@@ -33,14 +33,16 @@ func (k chaosKind) String() string {
 // chaosAction is one logged action.
 type chaosAction struct {
 	at     time.Time
+	until  time.Time // a stopped worker is out of action until the master kills it
 	kind   chaosKind
 	pids   []int  // the processes it killed or stopped (for kill-master: the master and its workers)
+	shards []int  // the shards they owned, by the stats tree just before
 	note   string // what came of it
 	failed bool   // the action could not do its job (not a verdict on the cluster)
 }
 
 func (a chaosAction) String() string {
-	s := fmt.Sprintf("%s %-22s pids=%v %s", a.at.UTC().Format("15:04:05.000"), a.kind, a.pids, a.note)
+	s := fmt.Sprintf("%s %-22s pids=%v shards=%v %s", a.at.UTC().Format("15:04:05.000"), a.kind, a.pids, a.shards, a.note)
 	if a.failed {
 		s += " [action failed]"
 	}
@@ -65,7 +67,7 @@ type chaos struct {
 	s       *soak
 	rng     *rand.Rand
 	actions []chaosAction
-	killed  map[int]chaosKind // pids killed or stopped by an action
+	kills   []kill // what the actions killed or stopped, for the verifier
 	log     *os.File
 }
 
@@ -75,7 +77,7 @@ func newChaos(t *testing.T, s *soak, seed uint64, logPath string) *chaos {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	return &chaos{t: t, s: s, rng: rand.New(rand.NewPCG(seed, 0xc4a05)), killed: map[int]chaosKind{}, log: f}
+	return &chaos{t: t, s: s, rng: rand.New(rand.NewPCG(seed, 0xc4a05)), log: f}
 }
 
 // run acts on the schedule until its duration has passed.
@@ -121,8 +123,12 @@ func (ch *chaos) run(sc chaosSchedule) {
 
 func (ch *chaos) record(a chaosAction) {
 	ch.actions = append(ch.actions, a)
-	for _, p := range a.pids {
-		ch.killed[p] = a.kind
+	if len(a.pids) > 0 {
+		until := a.until
+		if until.IsZero() {
+			until = a.at
+		}
+		ch.kills = append(ch.kills, kill{from: a.at, to: until, pids: a.pids, shards: a.shards, why: a.kind.String()})
 	}
 	fmt.Fprintln(ch.log, a)
 	ch.t.Log("chaos: " + a.String())
@@ -130,18 +136,34 @@ func (ch *chaos) record(a chaosAction) {
 
 func (ch *chaos) masterPID() int { return ch.s.c.cmd.Process.Pid }
 
-// pickWorker is a random live worker of the current master, or 0.
-func (ch *chaos) pickWorker() int {
+// pickWorker is a random live worker of the current master (0 if none)
+// and the shards the stats tree says it owns.
+func (ch *chaos) pickWorker() (int, []int) {
 	pids := workerPIDs(ch.t, ch.masterPID())
 	if len(pids) == 0 {
-		return 0
+		return 0, nil
 	}
-	return pids[ch.rng.IntN(len(pids))]
+	pid := pids[ch.rng.IntN(len(pids))]
+	return pid, ch.shardsOf(pid)
+}
+
+// shardsOf is what the stats tree says pid owns (nil if unknown).
+func (ch *chaos) shardsOf(pid int) []int {
+	st, err := ch.s.stats()
+	if err != nil {
+		return nil
+	}
+	for _, w := range st.WorkerStatus {
+		if w.PID == pid {
+			return w.Shards
+		}
+	}
+	return nil
 }
 
 func (ch *chaos) killWorker() chaosAction {
 	a := chaosAction{at: time.Now(), kind: chaosKillWorker}
-	pid := ch.pickWorker()
+	pid, shards := ch.pickWorker()
 	if pid == 0 {
 		a.note, a.failed = "no worker to kill", true
 		return a
@@ -150,7 +172,7 @@ func (ch *chaos) killWorker() chaosAction {
 		a.note, a.failed = err.Error(), true
 		return a
 	}
-	a.pids = []int{pid}
+	a.pids, a.shards = []int{pid}, shards
 	return a
 }
 
@@ -159,7 +181,7 @@ func (ch *chaos) killWorker() chaosAction {
 // draining one. A worker still there after that is let go again.
 func (ch *chaos) hangWorker(sc chaosSchedule) chaosAction {
 	a := chaosAction{at: time.Now(), kind: chaosHangWorker}
-	pid := ch.pickWorker()
+	pid, shards := ch.pickWorker()
 	if pid == 0 {
 		a.note, a.failed = "no worker to stop", true
 		return a
@@ -168,10 +190,12 @@ func (ch *chaos) hangWorker(sc chaosSchedule) chaosAction {
 		a.note, a.failed = err.Error(), true
 		return a
 	}
-	a.pids = []int{pid}
+	a.pids, a.shards = []int{pid}, shards
 	limit := sc.workerTimeout + sc.shutdownTimeout + 15*time.Second
-	if pollUntil(nil, limit, 50*time.Millisecond, func() bool { return !alive(pid) }) {
-		a.note = fmt.Sprintf("killed by the master after %s", time.Since(a.at).Round(100*time.Millisecond))
+	gone := pollUntil(nil, limit, 50*time.Millisecond, func() bool { return !alive(pid) })
+	a.until = time.Now()
+	if gone {
+		a.note = fmt.Sprintf("killed by the master after %s", a.until.Sub(a.at).Round(100*time.Millisecond))
 		return a
 	}
 	syscall.Kill(pid, syscall.SIGCONT)
@@ -228,6 +252,9 @@ func (ch *chaos) killMaster() chaosAction {
 	a := chaosAction{at: time.Now(), kind: chaosKillMaster}
 	master := ch.masterPID()
 	a.pids = append([]int{master}, workerPIDs(ch.t, master)...)
+	for sh := range ch.s.shards {
+		a.shards = append(a.shards, sh)
+	}
 	ch.s.tgt.down()
 	if err := syscall.Kill(master, syscall.SIGKILL); err != nil {
 		a.note, a.failed = err.Error(), true

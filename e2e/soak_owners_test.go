@@ -33,7 +33,8 @@ type ownerSampler struct {
 	osDouble    int
 	statSamples int
 	statDouble  int
-	first       []string // the first violations, for the report
+	first       []string      // the first violations, for the report
+	lastShards  map[int][]int // per worker pid, the shards it owned when last seen
 }
 
 // run samples every interval until stop closes.
@@ -105,12 +106,27 @@ func (o *ownerSampler) sampleStats() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.statSamples++
+	if o.lastShards == nil {
+		o.lastShards = map[int][]int{}
+	}
+	for _, w := range st.WorkerStatus {
+		if len(w.Shards) > 0 {
+			o.lastShards[w.PID] = w.Shards
+		}
+	}
 	for sh, pids := range owners {
 		if len(pids) > 1 {
 			o.statDouble++
 			o.violation("stats tree: shard %d owned by workers %v", sh, pids)
 		}
 	}
+}
+
+// shardsOf is the shards pid owned when the stats tree last showed it.
+func (o *ownerSampler) shardsOf(pid int) []int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.lastShards[pid]
 }
 
 func (o *ownerSampler) summary() string {

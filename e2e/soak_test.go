@@ -79,11 +79,12 @@ func soakKnobsFromEnv(t *testing.T) soakKnobs {
 
 // soakClusterConfig is the harness's test config with short supervision
 // timeouts, so that a hang is detected and a drain bounded within the run.
-func soakClusterConfig(t *testing.T, dir string, k soakKnobs) string {
-	cfg := clusterConfig(dir, "")
+// The shell is bash for $EPOCHREALTIME, a clock without a fork.
+func soakClusterConfig(t *testing.T, dir string, k soakKnobs, shards int) string {
+	cfg := clusterConfig(dir, "[shell]\npath = \"/bin/bash\"\nargs = [\"-c\"]\n")
 	for _, r := range [][2]string{
 		{`level = "debug"`, `level = "info"`},
-		{"shards = 8", "shards = 16"},
+		{"shards = 8", fmt.Sprintf("shards = %d", shards)},
 		{"[cluster]\n", fmt.Sprintf("[cluster]\nworker_timeout = %q\n", k.workerTimeout)},
 		{`worker_shutdown_timeout = "10s"`, fmt.Sprintf("worker_shutdown_timeout = %q", k.shutdownTimeout)},
 	} {
@@ -97,11 +98,12 @@ func soakClusterConfig(t *testing.T, dir string, k soakKnobs) string {
 
 // soak is one run: the cluster, where the clients connect, its files.
 type soak struct {
-	t   *testing.T
-	dir string
-	c   *cluster
-	tgt *soakTarget
-	hc  *http.Client // the control socket
+	t      *testing.T
+	dir    string
+	c      *cluster
+	shards int
+	tgt    *soakTarget
+	hc     *http.Client // the control socket
 }
 
 // restartMaster starts a new master after the old one died, keeping one
@@ -128,10 +130,12 @@ func (s *soak) stats() (master.Stats, error) {
 }
 
 // shellRule logs "start" and "end" lines of every execution with the
-// worker's pid ($PPID) and the shell's ($$, one per execution); the slow
-// one spans handoffs.
+// worker's pid ($PPID), the shell's ($$, one per execution) and the time;
+// the slow one spans handoffs.
 func shellRule(rid, name, prefix, ranLog string, slow bool) string {
-	mark := func(what string) string { return fmt.Sprintf("echo %s $TOCK_JOB_ID $PPID $$ >> %s", what, ranLog) }
+	mark := func(what string) string {
+		return fmt.Sprintf("echo %s $TOCK_JOB_ID $PPID $$ $EPOCHREALTIME >> %s", what, ranLog)
+	}
 	cmd := mark("start") + "; " + mark("end")
 	if slow {
 		cmd = mark("start") + "; sleep 1; " + mark("end")
@@ -151,8 +155,8 @@ func TestSoak(t *testing.T) {
 	t.Logf("soak: seed %d, %s of chaos: a kill every %s, a phased restart every %s, a master kill every %s; %d clients at %d req/s; files in %s",
 		k.seed, k.duration, k.killEvery, k.restartEvery, k.masterKillEvery, k.clients, k.rate, dir)
 	ranLog := filepath.Join(dir, "ran.log")
-	s := &soak{t: t, dir: dir, tgt: &soakTarget{}}
-	s.c = startCluster(t, dir, soakClusterConfig(t, dir, k))
+	s := &soak{t: t, dir: dir, shards: 16, tgt: &soakTarget{}}
+	s.c = startCluster(t, dir, soakClusterConfig(t, dir, k, s.shards))
 	s.hc = unixControl(t, dir).hc
 	s.tgt.up(s.c.addr)
 	cl := dial(t, s.c.addr)
@@ -200,7 +204,8 @@ func TestSoak(t *testing.T) {
 			return false
 		}
 		st, err := s.stats()
-		return err == nil && !st.PhasedRestart.InProgress && st.OldWorkers == 0 && pendingDue(keys, rows) == 0
+		return err == nil && !st.PhasedRestart.InProgress && !slices.ContainsFunc(st.WorkerStatus, func(w ctlWorker) bool { return w.Draining }) &&
+			pendingDue(keys, rows) == 0
 	})
 	close(stopOwners)
 	ownersDone.Wait()
@@ -212,7 +217,12 @@ func TestSoak(t *testing.T) {
 	final := l.snapshot()
 	var v verdict
 	v.checkKeys(final, rows, runs)
-	v.checkRuns(runs, ch.killed, serverKills(s.c.logs.String()))
+	kills := ch.kills
+	for _, k := range serverKills(s.c.logs.String()) {
+		k.shards = owners.shardsOf(k.pids[0])
+		kills = append(kills, k)
+	}
+	v.checkRuns(runs, kills, func(job string) int { return master.ShardOf(job, s.shards) })
 
 	stopErr := s.c.stop()
 	nFiles, corrupt := verifyFiles(t, filepath.Join(dir, "data"))
@@ -300,8 +310,8 @@ func (r soakReport) String() string {
 		v.keys, v.dueKeys, len(v.lost), len(r.lostAfterRestart), r.l.mismatchN, len(v.phantomKeys))
 	line("due jobs: settled=%v; %d ran (%d runs, %d interrupted), %d ended failed; stranded (planned/triggered): %d; executed without a run: %d",
 		r.settled, v.ranJobs, v.runs, v.interrupted, v.failedJobs, len(v.stranded), len(v.notRun))
-	line("double runs: %d explained (%d by a chaos kill, %d by a kill of the master's), %d unexplained",
-		v.explainedByChaos+v.explainedByServer, v.explainedByChaos, v.explainedByServer, len(v.unexplained))
+	line("double runs: %d explained (%d by a kill of the worker that ran the attempt before, %d by a kill of the job's shard owner before it recorded that attempt's outcome), %d unexplained",
+		v.explainedByRunner+v.explainedByOwner, v.explainedByRunner, v.explainedByOwner, len(v.unexplained))
 	line("shard ownership: %s", r.owners.summary())
 	line("dump --verify: %d files, %d failed; clean stop: %v", r.nFiles, len(r.corrupt), errString(r.stopErr))
 	detail := func(what string, items []string) {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // jobRow is one job as the cluster shows it (a QUERY line).
@@ -43,11 +44,20 @@ func queryRows(t *testing.T, cl *client) (map[string]jobRow, error) {
 }
 
 // attempt is one execution of a due job, from ran.log: its shell logs
-// "start JOB WORKER_PID SHELL_PID" first and "end ..." last.
+// "start JOB WORKER_PID SHELL_PID TIME" first and "end ..." last.
 type attempt struct {
-	worker int // $PPID of the shell: the worker that ran it
-	shell  int // $$: one per execution
-	ended  bool
+	worker     int // $PPID of the shell: the worker that ran it
+	shell      int // $$: one per execution
+	start, end time.Time
+	ended      bool
+}
+
+func (a attempt) String() string {
+	s := fmt.Sprintf("worker %d at %s", a.worker, a.start.UTC().Format("15:04:05.000"))
+	if !a.ended {
+		s += " (interrupted)"
+	}
+	return s
 }
 
 // parseRanLog reads ran.log into each job's attempts in start order.
@@ -63,47 +73,83 @@ func parseRanLog(path string) (map[string][]attempt, error) {
 	runs := map[string][]attempt{}
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
+		bad := fmt.Errorf("%s:%d: %q", path, n, sc.Text())
 		fl := strings.Fields(sc.Text())
-		if len(fl) != 4 {
-			return nil, fmt.Errorf("%s:%d: %q", path, n, sc.Text())
+		if len(fl) != 5 {
+			return nil, bad
 		}
 		worker, err1 := strconv.Atoi(fl[2])
 		shell, err2 := strconv.Atoi(fl[3])
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("%s:%d: %q", path, n, sc.Text())
+		at, err3 := parseEpochRealtime(fl[4])
+		if err1 != nil || err2 != nil || err3 != nil {
+			return nil, bad
 		}
 		job := fl[1]
 		switch fl[0] {
 		case "start":
-			runs[job] = append(runs[job], attempt{worker: worker, shell: shell})
+			runs[job] = append(runs[job], attempt{worker: worker, shell: shell, start: at})
 		case "end":
 			i := slices.IndexFunc(runs[job], func(a attempt) bool { return a.shell == shell })
 			if i < 0 {
-				return nil, fmt.Errorf("%s:%d: end without a start: %q", path, n, sc.Text())
+				return nil, fmt.Errorf("%w: an end without a start", bad)
 			}
-			runs[job][i].ended = true
+			runs[job][i].end, runs[job][i].ended = at, true
 		default:
-			return nil, fmt.Errorf("%s:%d: %q", path, n, sc.Text())
+			return nil, bad
 		}
 	}
 	return runs, sc.Err()
 }
 
+// parseEpochRealtime reads bash's $EPOCHREALTIME ("1733312345.123456", the
+// separator is the locale's).
+func parseEpochRealtime(s string) (time.Time, error) {
+	sec, frac, ok := strings.Cut(strings.Replace(s, ",", ".", 1), ".")
+	if !ok || len(frac) > 9 {
+		return time.Time{}, fmt.Errorf("time %q", s)
+	}
+	secs, err1 := strconv.ParseInt(sec, 10, 64)
+	ns, err2 := strconv.ParseInt((frac + "000000000")[:9], 10, 64)
+	if err1 != nil || err2 != nil {
+		return time.Time{}, fmt.Errorf("time %q", s)
+	}
+	return time.Unix(secs, ns), nil
+}
+
+// kill is processes taken out of action, by a chaos action or by the
+// master itself (read from its log).
+type kill struct {
+	from, to time.Time // one instant for a kill -9; stop → death for a hang
+	pids     []int
+	shards   []int // the shards they owned, when known
+	why      string
+}
+
 // serverKillRE finds the master's own kills in its log (hung worker, old
 // owner that did not release, worker that did not exit after shutdown).
-var serverKillRE = regexp.MustCompile(`killing it.*\bpid=(\d+)`)
+var serverKillRE = regexp.MustCompile(`^(\S+) .*killing it.*\bpid=(\d+)`)
 
-// serverKills maps the pids the master killed to its log line.
-func serverKills(logs string) map[int]string {
-	out := map[int]string{}
+// serverKills reads the master's kills from its log.
+func serverKills(logs string) []kill {
+	var out []kill
 	for _, line := range strings.Split(logs, "\n") {
-		if m := serverKillRE.FindStringSubmatch(line); m != nil {
-			pid, _ := strconv.Atoi(m[1]) // the regexp only matches digits
-			out[pid] = line
+		m := serverKillRE.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, m[1])
+		pid, _ := strconv.Atoi(m[2]) // the regexp only matches digits
+		if err == nil {
+			out = append(out, kill{from: at, to: at, pids: []int{pid}, why: line})
 		}
 	}
 	return out
 }
+
+// outcomeGrace bounds how long after its shell exits an execution's outcome
+// takes to be durable (sent to the master, handed to the shard's owner,
+// fsynced). A kill later than that does not explain a rerun.
+const outcomeGrace = 3 * time.Second
 
 // verdict is what the verifier found.
 type verdict struct {
@@ -115,8 +161,8 @@ type verdict struct {
 	phantomKeys   []string // soak jobs the ledger never wrote
 
 	ranJobs, runs, interrupted int
-	explainedByChaos           int // extra runs after a chaos kill of the worker of the run before
-	explainedByServer          int // extra runs after the master killed that worker itself
+	explainedByRunner          int // extra runs after a kill of the worker of the run before
+	explainedByOwner           int // extra runs after a kill of the job's shard owner
 	unexplained                []string
 }
 
@@ -161,10 +207,13 @@ func (v *verdict) checkKeys(keys map[string]ledgerKey, rows map[string]jobRow, r
 	}
 }
 
-// checkRuns explains every run after a job's first by a kill of the worker
-// that ran the attempt before it: its outcome died with it, so the job ran
-// again (at-least-once). Any other extra run is a double run.
-func (v *verdict) checkRuns(runs map[string][]attempt, chaosKilled map[int]chaosKind, serverKilled map[int]string) {
+// checkRuns explains every run of a job after its first: the attempt
+// before it lost its outcome because, after it started and before that
+// outcome could be durable, a kill took out the worker that ran it or the
+// owner of the job's shard (which records outcomes of executions that span
+// a handoff). The job then runs again (at-least-once). Any other extra run
+// is a double run.
+func (v *verdict) checkRuns(runs map[string][]attempt, kills []kill, shardOf func(string) int) {
 	for _, id := range slices.Sorted(maps.Keys(runs)) {
 		as := runs[id]
 		v.ranJobs++
@@ -176,13 +225,27 @@ func (v *verdict) checkRuns(runs map[string][]attempt, chaosKilled map[int]chaos
 			if i == 0 {
 				continue
 			}
-			prev := as[i-1].worker
-			if _, ok := chaosKilled[prev]; ok {
-				v.explainedByChaos++
-			} else if _, ok := serverKilled[prev]; ok {
-				v.explainedByServer++
-			} else {
-				v.unexplained = append(v.unexplained, fmt.Sprintf("%s: run %d on worker %d after run %d on worker %d (not killed)", id, i+1, a.worker, i, prev))
+			prev := as[i-1]
+			until := a.start
+			if prev.ended && prev.end.Add(outcomeGrace).Before(until) {
+				until = prev.end.Add(outcomeGrace)
+			}
+			byRunner, byOwner := false, false
+			for _, k := range kills {
+				if k.from.After(until) || k.to.Before(prev.start) {
+					continue
+				}
+				byRunner = byRunner || slices.Contains(k.pids, prev.worker)
+				byOwner = byOwner || slices.Contains(k.shards, shardOf(id))
+			}
+			switch {
+			case byRunner:
+				v.explainedByRunner++
+			case byOwner:
+				v.explainedByOwner++
+			default:
+				v.unexplained = append(v.unexplained, fmt.Sprintf("%s (shard %d): run %d on %s after run %d on %s: no kill of either worker or of the shard's owner in between",
+					id, shardOf(id), i+1, a, i, prev))
 			}
 		}
 	}
