@@ -147,18 +147,17 @@ func (ch *chaos) pickWorker() (int, []int) {
 	return pid, ch.shardsOf(pid)
 }
 
-// shardsOf is what the stats tree says pid owns (nil if unknown).
+// shardsOf is what the stats tree says pid owns now, or else owned when
+// the sampler last saw it (nil if unknown).
 func (ch *chaos) shardsOf(pid int) []int {
-	st, err := ch.s.stats()
-	if err != nil {
-		return nil
-	}
-	for _, w := range st.WorkerStatus {
-		if w.PID == pid {
-			return w.Shards
+	if st, err := ch.s.stats(); err == nil {
+		for _, w := range st.WorkerStatus {
+			if w.PID == pid && len(w.Shards) > 0 {
+				return w.Shards
+			}
 		}
 	}
-	return nil
+	return ch.s.owners.shardsOf(pid)
 }
 
 func (ch *chaos) killWorker() chaosAction {

@@ -104,6 +104,7 @@ type soak struct {
 	shards int
 	tgt    *soakTarget
 	hc     *http.Client // the control socket
+	owners *ownerSampler
 }
 
 // restartMaster starts a new master after the old one died, keeping one
@@ -164,6 +165,7 @@ func TestSoak(t *testing.T) {
 	cl.expect(shellRule("r2", "soak.slow", soakSlowPrefix, ranLog, true), "r2 OK")
 
 	owners := &ownerSampler{shardsDir: filepath.Join(dir, "data", "shards"), bin: tockBin, stats: s.stats}
+	s.owners = owners
 	stopOwners := make(chan struct{})
 	var ownersDone sync.WaitGroup
 	ownersDone.Go(func() { owners.run(stopOwners, 200*time.Millisecond) })
@@ -302,7 +304,7 @@ func (r soakReport) String() string {
 	line("master restarts: %d; cluster log: %d rollouts started, %d done, %d aborted; %d workers replaced after dying; %d scalings done, %d failed; %d workers killed by the master",
 		counts[chaosKillMaster], strings.Count(r.logs, "phased restart started"), strings.Count(r.logs, "phased restart done"),
 		strings.Count(r.logs, "phased restart aborted"), strings.Count(r.logs, "worker died, replacing it"),
-		strings.Count(r.logs, "] scaled"), strings.Count(r.logs, "scaling failed"), len(serverKills(r.logs)))
+		strings.Count(r.logs, "tock: scaled:"), strings.Count(r.logs, "scaling failed"), len(serverKills(r.logs)))
 	atKill, byServer := r.closes.counts()
 	line("client connections: %d closed at master kills, %d closed by the server otherwise", atKill, len(byServer))
 	v := r.v

@@ -151,6 +151,10 @@ func serverKills(logs string) []kill {
 // fsynced). A kill later than that does not explain a rerun.
 const outcomeGrace = 3 * time.Second
 
+// startSlack bounds how long before its "start" line an execution began
+// (the fork, then bash's start-up, under load).
+const startSlack = 500 * time.Millisecond
+
 // verdict is what the verifier found.
 type verdict struct {
 	keys, dueKeys int
@@ -232,11 +236,14 @@ func (v *verdict) checkRuns(runs map[string][]attempt, kills []kill, shardOf fun
 			}
 			byRunner, byOwner := false, false
 			for _, k := range kills {
-				if k.from.After(until) || k.to.Before(prev.start) {
+				if k.from.After(until) {
 					continue
 				}
+				// A worker starts nothing once dead, so a kill of the runner
+				// needs no lower bound (its shell may log "start" a little
+				// after the kill: bash starts slowly on a busy machine).
 				byRunner = byRunner || slices.Contains(k.pids, prev.worker)
-				byOwner = byOwner || slices.Contains(k.shards, shardOf(id))
+				byOwner = byOwner || (slices.Contains(k.shards, shardOf(id)) && !k.to.Before(prev.start.Add(-startSlack)))
 			}
 			switch {
 			case byRunner:

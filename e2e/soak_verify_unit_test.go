@@ -64,17 +64,19 @@ func TestSoakVerifier_CheckRuns(t *testing.T) {
 		"3.master":   {run(50, 39, 39.2), run(52, 41, 42)},            // the master and its workers killed
 		"6.nokill":   {run(60, 1, 2), run(61, 5, 6)},                  // nothing explains it
 		"1.twice":    {run(10, 1, 0), run(11, 3, 4), run(12, 10, 11)}, // the third run is not explained
+		"1.late-log": {run(10, 1.7, 0), run(11, 3, 4)},                // the shell logged its start after the kill
+		"1.old-kill": {run(12, 2.5, 2.6), run(13, 5, 6)},              // the owner's kill was 1 s before the run
 		"7.onlyonce": {run(70, 1, 2)},
 	}
 	var v verdict
 	v.checkRuns(runs, kills, shardOf)
-	if v.ranJobs != 7 || v.runs != 14 || v.interrupted != 2 {
+	if v.ranJobs != 9 || v.runs != 18 || v.interrupted != 3 {
 		t.Fatalf("jobs %d runs %d interrupted %d", v.ranJobs, v.runs, v.interrupted)
 	}
-	if v.explainedByRunner != 2 || v.explainedByOwner != 2 || len(v.unexplained) != 3 {
+	if v.explainedByRunner != 3 || v.explainedByOwner != 2 || len(v.unexplained) != 4 {
 		t.Fatalf("runner %d owner %d unexplained %q", v.explainedByRunner, v.explainedByOwner, v.unexplained)
 	}
-	for i, job := range []string{"1.twice", "2.late", "6.nokill"} {
+	for i, job := range []string{"1.old-kill", "1.twice", "2.late", "6.nokill"} {
 		if !strings.HasPrefix(v.unexplained[i], job+" ") {
 			t.Errorf("unexplained[%d] = %q, want %s", i, v.unexplained[i], job)
 		}
