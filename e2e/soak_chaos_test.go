@@ -20,8 +20,8 @@ const (
 	chaosHangWorker                    // SIGSTOP of a random worker until the master kills it past worker_timeout
 	chaosPhasedSignal                  // SIGUSR1 to the master
 	chaosPhasedCtl                     // tock ctl phased-restart
-	chaosScaleUp                       // SIGTTIN to the master
-	chaosScaleDown                     // tock ctl workers -1
+	chaosScaleUp                       // SIGTTIN to the master, or tock ctl workers +1
+	chaosScaleDown                     // SIGTTOU to the master, or tock ctl workers -1
 	chaosKillMaster                    // kill -9 of the master, then a new tock serve on the same data dir
 	chaosKinds
 )
@@ -69,6 +69,7 @@ type chaos struct {
 	actions []chaosAction
 	kills   []kill // what the actions killed or stopped, for the verifier
 	log     *os.File
+	byCtl   bool // the next scale step goes through tock ctl, not a signal
 }
 
 func newChaos(t *testing.T, s *soak, seed uint64, logPath string) *chaos {
@@ -220,7 +221,8 @@ func (ch *chaos) phasedCtl() chaosAction {
 	return a
 }
 
-// scale keeps the cluster between 2 and 3 serving workers.
+// scale keeps the cluster between 2 and 3 serving workers, by signal and
+// by tock ctl in turn.
 func (ch *chaos) scale() chaosAction {
 	st, err := ch.s.stats()
 	if err != nil {
@@ -232,13 +234,21 @@ func (ch *chaos) scale() chaosAction {
 			serving++
 		}
 	}
-	if serving <= 2 {
-		a := ch.signalMaster(chaosScaleUp, syscall.SIGTTIN)
-		a.note = fmt.Sprintf("from %d serving workers", serving)
+	a := chaosAction{kind: chaosScaleUp}
+	sig, delta := syscall.SIGTTIN, "+1"
+	if serving > 2 {
+		a.kind, sig, delta = chaosScaleDown, syscall.SIGTTOU, "-1"
+	}
+	ch.byCtl = !ch.byCtl
+	if !ch.byCtl {
+		a = ch.signalMaster(a.kind, sig)
+		a.note = strings.TrimSpace(fmt.Sprintf("%s from %d serving workers; %s", sig, serving, a.note))
+		a.note = strings.TrimSuffix(a.note, ";")
 		return a
 	}
-	a := chaosAction{at: time.Now(), kind: chaosScaleDown, note: fmt.Sprintf("from %d serving workers", serving)}
-	r := runCtl(ch.t, ch.s.dir, nil, "--control", controlSocket(ch.s.dir), "workers", "-1")
+	a.at = time.Now()
+	a.note = fmt.Sprintf("tock ctl workers %s from %d serving workers", delta, serving)
+	r := runCtl(ch.t, ch.s.dir, nil, "--control", controlSocket(ch.s.dir), "workers", delta)
 	if r.code != exitCodeOK {
 		a.note += fmt.Sprintf("; refused (exit %d): %s", r.code, strings.TrimSpace(r.stderr))
 	}

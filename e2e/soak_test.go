@@ -98,13 +98,15 @@ func soakClusterConfig(t *testing.T, dir string, k soakKnobs, shards int) string
 
 // soak is one run: the cluster, where the clients connect, its files.
 type soak struct {
-	t      *testing.T
-	dir    string
-	c      *cluster
-	shards int
-	tgt    *soakTarget
-	hc     *http.Client // the control socket
-	owners *ownerSampler
+	t            *testing.T
+	dir          string
+	ranLog       string // where the rules' shells log their runs
+	c            *cluster
+	shards       int
+	tgt          *soakTarget
+	hc           *http.Client // the control socket
+	owners       *ownerSampler
+	stopSampling func() // idempotent
 }
 
 // restartMaster starts a new master after the old one died, keeping one
@@ -146,6 +148,36 @@ func shellRule(rid, name, prefix, ranLog string, slow bool) string {
 
 func TestSoak(t *testing.T) {
 	k := soakKnobsFromEnv(t)
+	s := startSoak(t, k)
+	defer s.stopSampling()
+	l, closes := newLedger(), &connCloses{}
+	stopClients := make(chan struct{})
+	var clients sync.WaitGroup
+	for i := range k.clients {
+		c := newLedgerClient(i, k.seed, l, s.tgt, closes)
+		clients.Go(func() { c.run(stopClients, time.Second/time.Duration(k.rate)) })
+	}
+	ch := newChaos(t, s, k.seed, filepath.Join(s.dir, "chaos.log"))
+	start := time.Now()
+	ch.run(k.chaosSchedule)
+	close(stopClients)
+	clients.Wait()
+	t.Logf("soak: chaos over after %s; waiting for the cluster to settle", time.Since(start).Round(time.Second))
+
+	r := s.verify(k, l, ch)
+	r.elapsed, r.closes = time.Since(start), closes
+	summary := r.String()
+	t.Log("soak summary:\n" + summary)
+	for name, body := range map[string]string{"summary.txt": summary, "tock.log": r.logs} {
+		if err := os.WriteFile(filepath.Join(s.dir, name), []byte(body), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+	r.check(t)
+}
+
+// startSoak starts the cluster, its rules and the ownership sampler.
+func startSoak(t *testing.T, k soakKnobs) *soak {
 	dir := t.TempDir()
 	if k.keep != "" {
 		dir = filepath.Join(k.keep, "soak-"+time.Now().UTC().Format("20060102-150405"))
@@ -155,79 +187,61 @@ func TestSoak(t *testing.T) {
 	}
 	t.Logf("soak: seed %d, %s of chaos: a kill every %s, a phased restart every %s, a master kill every %s; %d clients at %d req/s; files in %s",
 		k.seed, k.duration, k.killEvery, k.restartEvery, k.masterKillEvery, k.clients, k.rate, dir)
-	ranLog := filepath.Join(dir, "ran.log")
-	s := &soak{t: t, dir: dir, shards: 16, tgt: &soakTarget{}}
+	s := &soak{t: t, dir: dir, ranLog: filepath.Join(dir, "ran.log"), shards: 16, tgt: &soakTarget{}}
 	s.c = startCluster(t, dir, soakClusterConfig(t, dir, k, s.shards))
 	s.hc = unixControl(t, dir).hc
 	s.tgt.up(s.c.addr)
 	cl := dial(t, s.c.addr)
-	cl.expect(shellRule("r1", "soak.fast", soakFastPrefix, ranLog, false), "r1 OK")
-	cl.expect(shellRule("r2", "soak.slow", soakSlowPrefix, ranLog, true), "r2 OK")
+	cl.expect(shellRule("r1", "soak.fast", soakFastPrefix, s.ranLog, false), "r1 OK")
+	cl.expect(shellRule("r2", "soak.slow", soakSlowPrefix, s.ranLog, true), "r2 OK")
 
-	owners := &ownerSampler{shardsDir: filepath.Join(dir, "data", "shards"), bin: tockBin, stats: s.stats}
-	s.owners = owners
-	stopOwners := make(chan struct{})
-	var ownersDone sync.WaitGroup
-	ownersDone.Go(func() { owners.run(stopOwners, 200*time.Millisecond) })
-	defer func() {
-		select {
-		case <-stopOwners:
-		default:
-			close(stopOwners)
-		}
-		ownersDone.Wait()
-	}()
+	s.owners = &ownerSampler{shardsDir: filepath.Join(dir, "data", "shards"), bin: tockBin, stats: s.stats}
+	stop := make(chan struct{})
+	var done sync.WaitGroup
+	done.Go(func() { s.owners.run(stop, 200*time.Millisecond) })
+	s.stopSampling = sync.OnceFunc(func() {
+		close(stop)
+		done.Wait()
+	})
+	return s
+}
 
-	l, closes := newLedger(), &connCloses{}
-	stopClients := make(chan struct{})
-	var clients sync.WaitGroup
-	for i := range k.clients {
-		c := newLedgerClient(i, k.seed, l, s.tgt, closes)
-		clients.Go(func() { c.run(stopClients, time.Second/time.Duration(k.rate)) })
-	}
-
-	ch := newChaos(t, s, k.seed, filepath.Join(dir, "chaos.log"))
-	start := time.Now()
-	ch.run(k.chaosSchedule)
-	close(stopClients)
-	clients.Wait()
-	t.Logf("soak: chaos over after %s; waiting for the cluster to settle", time.Since(start).Round(time.Second))
-
-	// Bounded wait for drains: every due job the ledger knows must end
-	// executed or failed, and no rollout may be left running.
-	keys := dueLedgerKeys(l)
-	cl = dial(t, s.c.addr)
+// verify waits (bounded) for the drains to end, then checks the cluster
+// against the ledger, the runs against the kills, and the files; last it
+// restarts the cluster cleanly and checks the ledger again.
+func (s *soak) verify(k soakKnobs, l *ledger, ch *chaos) soakReport {
+	t := s.t
+	due := dueLedgerKeys(l)
+	cl := dial(t, s.c.addr)
 	var rows map[string]jobRow
-	settle := 2*k.shutdownTimeout + 10*time.Second
-	settled := pollUntil(nil, settle, 500*time.Millisecond, func() bool {
+	settled := pollUntil(nil, 2*k.shutdownTimeout+10*time.Second, 500*time.Millisecond, func() bool {
 		var err error
 		if rows, err = queryRows(t, cl); err != nil {
 			t.Log(err)
 			return false
 		}
 		st, err := s.stats()
-		return err == nil && !st.PhasedRestart.InProgress && !slices.ContainsFunc(st.WorkerStatus, func(w ctlWorker) bool { return w.Draining }) &&
-			pendingDue(keys, rows) == 0
+		draining := slices.ContainsFunc(st.WorkerStatus, func(w ctlWorker) bool { return w.Draining })
+		return err == nil && !st.PhasedRestart.InProgress && !draining && pendingDue(due, rows) == 0
 	})
-	close(stopOwners)
-	ownersDone.Wait()
+	s.stopSampling()
 
-	runs, err := parseRanLog(ranLog)
+	runs, err := parseRanLog(s.ranLog)
 	if err != nil {
 		t.Fatal(err)
 	}
 	final := l.snapshot()
-	var v verdict
-	v.checkKeys(final, rows, runs)
+	r := soakReport{k: k, settled: settled, l: l, ch: ch, owners: s.owners}
+	r.v.checkKeys(final, rows, runs)
 	kills := ch.kills
-	for _, k := range serverKills(s.c.logs.String()) {
-		k.shards = owners.shardsOf(k.pids[0])
-		kills = append(kills, k)
+	for _, sk := range serverKills(s.c.logs.String()) {
+		sk.shards = s.owners.shardsOf(sk.pids[0])
+		kills = append(kills, sk)
 	}
-	v.checkRuns(runs, kills, func(job string) int { return master.ShardOf(job, s.shards) })
+	r.v.checkRuns(runs, kills, func(job string) int { return master.ShardOf(job, s.shards) })
 
-	stopErr := s.c.stop()
-	nFiles, corrupt := verifyFiles(t, filepath.Join(dir, "data"))
+	r.stopErr = s.c.stop()
+	r.nFiles, r.corrupt = verifyFiles(t, filepath.Join(s.dir, "data"))
 	s.restartMaster()
 	rowsAfter, err := queryRows(t, dial(t, s.c.addr))
 	if err != nil {
@@ -235,17 +249,9 @@ func TestSoak(t *testing.T) {
 	}
 	var after verdict
 	after.checkKeys(final, rowsAfter, runs)
-
-	r := soakReport{k: k, elapsed: time.Since(start), settled: settled, l: l, ch: ch, closes: closes, owners: owners,
-		v: v, lostAfterRestart: after.lost, nFiles: nFiles, corrupt: corrupt, stopErr: stopErr, logs: s.c.logs.String()}
-	summary := r.String()
-	t.Log("soak summary:\n" + summary)
-	for name, body := range map[string]string{"summary.txt": summary, "tock.log": r.logs} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Error(err)
-		}
-	}
-	r.check(t)
+	r.lostAfterRestart = after.lost
+	r.logs = s.c.logs.String()
+	return r
 }
 
 // dueLedgerKeys are the due keys, for the settle wait.
