@@ -318,8 +318,8 @@ func (r soakReport) String() string {
 		v.keys, v.dueKeys, len(v.lost), len(r.lostAfterRestart), r.l.mismatchN, len(v.phantomKeys))
 	line("due jobs: settled=%v; %d ran (%d runs, %d interrupted), %d ended failed; stranded (planned/triggered): %d; executed without a run: %d",
 		r.settled, v.ranJobs, v.runs, v.interrupted, v.failedJobs, len(v.stranded), len(v.notRun))
-	line("double runs: %d explained (%d by a kill of the worker that ran the attempt before, %d by a kill of the job's shard owner before it recorded that attempt's outcome), %d unexplained",
-		v.explainedByRunner+v.explainedByOwner, v.explainedByRunner, v.explainedByOwner, len(v.unexplained))
+	line("double runs: %d explained (%d by a kill of the worker that ran the attempt before, %d by a kill of the job's shard owner before it recorded that attempt's outcome), %d unexplained (%d of them two runs at once on one worker)",
+		v.explainedByRunner+v.explainedByOwner, v.explainedByRunner, v.explainedByOwner, len(v.unexplained), v.concurrent)
 	line("shard ownership: %s", r.owners.summary())
 	line("dump --verify: %d files, %d failed; clean stop: %v", r.nFiles, len(r.corrupt), errString(r.stopErr))
 	detail := func(what string, items []string) {

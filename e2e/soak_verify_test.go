@@ -168,6 +168,7 @@ type verdict struct {
 	explainedByRunner          int // extra runs after a kill of the worker of the run before
 	explainedByOwner           int // extra runs after a kill of the job's shard owner
 	unexplained                []string
+	concurrent                 int // of the unexplained: two runs at once on one worker
 }
 
 // checkKeys compares the cluster's jobs with the ledger.
@@ -250,6 +251,10 @@ func (v *verdict) checkRuns(runs map[string][]attempt, kills []kill, shardOf fun
 				v.explainedByRunner++
 			case byOwner:
 				v.explainedByOwner++
+			case a.worker == prev.worker && (!prev.ended || prev.end.After(a.start)):
+				v.concurrent++
+				v.unexplained = append(v.unexplained, fmt.Sprintf("%s (shard %d): runs %d and %d at once on worker %d (%s, %s)",
+					id, shardOf(id), i, i+1, a.worker, prev, a))
 			default:
 				v.unexplained = append(v.unexplained, fmt.Sprintf("%s (shard %d): run %d on %s after run %d on %s: no kill of either worker or of the shard's owner in between",
 					id, shardOf(id), i+1, a, i, prev))

@@ -67,16 +67,17 @@ func TestSoakVerifier_CheckRuns(t *testing.T) {
 		"1.late-log": {run(10, 1.7, 0), run(11, 3, 4)},                // the shell logged its start after the kill
 		"1.old-kill": {run(12, 2.5, 2.6), run(13, 5, 6)},              // the owner's kill was 1 s before the run
 		"7.onlyonce": {run(70, 1, 2)},
+		"8.together": {run(80, 1, 2), run(80, 1.01, 2)}, // one worker ran it twice at once
 	}
 	var v verdict
 	v.checkRuns(runs, kills, shardOf)
-	if v.ranJobs != 9 || v.runs != 18 || v.interrupted != 3 {
+	if v.ranJobs != 10 || v.runs != 20 || v.interrupted != 3 {
 		t.Fatalf("jobs %d runs %d interrupted %d", v.ranJobs, v.runs, v.interrupted)
 	}
-	if v.explainedByRunner != 3 || v.explainedByOwner != 2 || len(v.unexplained) != 4 {
+	if v.explainedByRunner != 3 || v.explainedByOwner != 2 || len(v.unexplained) != 5 || v.concurrent != 1 {
 		t.Fatalf("runner %d owner %d unexplained %q", v.explainedByRunner, v.explainedByOwner, v.unexplained)
 	}
-	for i, job := range []string{"1.old-kill", "1.twice", "2.late", "6.nokill"} {
+	for i, job := range []string{"1.old-kill", "1.twice", "2.late", "6.nokill", "8.together"} {
 		if !strings.HasPrefix(v.unexplained[i], job+" ") {
 			t.Errorf("unexplained[%d] = %q, want %s", i, v.unexplained[i], job)
 		}
