@@ -65,9 +65,13 @@ type Master struct {
 	// before anything touches the data dir, and used only by Run's goroutine.
 	control *ControlServer
 
-	mu         sync.Mutex
-	slots      []*slot
-	booting    []*proc // started, not yet in a slot
+	mu      sync.Mutex
+	slots   []*slot
+	booting []*proc // started, not yet in a slot
+	// live is every worker process started and not yet reaped, wherever it
+	// is (booting, in a slot, draining, or removed by a scale down but
+	// still finishing its executions): what /stats and /metrics count.
+	live       []*proc
 	phase      int
 	stopping   bool
 	halted     bool

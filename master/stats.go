@@ -101,6 +101,16 @@ func (m *Master) Stats() Stats {
 			restarts[p] = s.restarts
 		}
 	}
+	// Then the processes no slot holds: booting ones, and those a scale
+	// down removed that still finish their executions.
+	for _, p := range m.allProcsLocked() {
+		if !slices.Contains(procs, p) {
+			procs = append(procs, p)
+			if p.index < len(m.slots) {
+				restarts[p] = m.slots[p.index].restarts
+			}
+		}
+	}
 	phase := m.phase
 	m.mu.Unlock()
 	for _, p := range procs {
