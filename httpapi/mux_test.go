@@ -154,7 +154,7 @@ func TestLimit(t *testing.T) {
 		entered.Done()
 		<-release
 		w.WriteHeader(200)
-	}), 2)
+	}), 2, nil)
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Add(1)
