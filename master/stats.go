@@ -115,6 +115,12 @@ func (m *Master) Stats() Stats {
 	m.mu.Unlock()
 	for _, p := range procs {
 		ws := p.stats(restarts[p])
+		if ws.LastStatus.MaxThreads == 0 {
+			// No heartbeat yet (booting): its whole pool is free, so Puma's
+			// readers compute a load of 0, not 0/0.
+			ls := &ws.LastStatus
+			ls.MaxThreads, ls.PoolCapacity = int64(m.cfg.Execution.MaxInflight), int64(m.cfg.Execution.MaxInflight)
+		}
 		st.Workers++
 		if ws.Booted {
 			st.BootedWorkers++
@@ -135,9 +141,15 @@ func (p *proc) stats(restarts int) WorkerStats {
 	if shards == nil {
 		shards = []int{}
 	}
+	// A worker that has not checked in yet (booting) shows its start, as
+	// Puma does, never year 1: readers compute heartbeat ages from it.
+	checkin := p.lastCheckin
+	if checkin.IsZero() {
+		checkin = p.started
+	}
 	return WorkerStats{
 		StartedAt: p.started.UTC(), PID: p.pid, Index: p.index, Phase: p.phase,
-		Booted: p.booted && !p.dead, Draining: p.draining, LastCheckin: p.lastCheckin.UTC(),
+		Booted: p.booted && !p.dead, Draining: p.draining, LastCheckin: checkin.UTC(),
 		Restarts: restarts, Shards: shards, LastStatus: p.lastStatus,
 	}
 }

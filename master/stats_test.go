@@ -1,0 +1,42 @@
+package master
+
+import (
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/tockd/tock/config"
+)
+
+// TestStats_BootingWorkerListed: a worker being booted (a phased restart's
+// new process, or a scale up's) is a process the master tracks: /stats
+// counts and lists it, not booted, with its start as last_checkin.
+func TestStats_BootingWorkerListed(t *testing.T) {
+	cfg := config.Default()
+	cfg.Database.Persistence = config.PersistenceMemory
+	m, err := New(cfg, Options{}, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now().Add(-time.Second)
+	cur := &proc{index: 0, pid: 100, started: started, booted: true, lastCheckin: time.Now(), shards: []int{0, 1}}
+	m.slots = []*slot{{index: 0, cur: cur, shards: cur.shards}}
+	boot := &proc{index: 0, pid: 101, phase: 1, started: started}
+	m.booting = []*proc{boot}
+	m.live = []*proc{cur, boot}
+	st := m.Stats()
+	if st.Workers != 2 || st.BootedWorkers != 1 || len(st.WorkerStatus) != 2 {
+		t.Fatalf("workers %d booted %d listed %d, want 2, 1, 2", st.Workers, st.BootedWorkers, len(st.WorkerStatus))
+	}
+	w := st.WorkerStatus[1]
+	if w.PID != 101 || w.Booted || !w.LastCheckin.Equal(started) {
+		t.Errorf("booting worker: %+v, want pid 101, not booted, last_checkin = its start %v", w, started)
+	}
+	if ls, n := w.LastStatus, int64(cfg.Execution.MaxInflight); ls.MaxThreads != n || ls.PoolCapacity != n {
+		t.Errorf("booting worker: max_threads %d pool_capacity %d, want %d (Puma readers divide by max_threads)",
+			ls.MaxThreads, ls.PoolCapacity, cfg.Execution.MaxInflight)
+	}
+	if got := len(m.allProcs()); got != 2 {
+		t.Errorf("allProcs: %d processes, want 2 (each once)", got)
+	}
+}
