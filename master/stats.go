@@ -165,7 +165,7 @@ func (m *Master) Healthy() (bool, string) {
 		}
 	}
 	for s := 0; s < m.cfg.Cluster.Shards; s++ {
-		if m.router.Owner(s) == nil {
+		if !m.router.Served(s) {
 			return false, "shard " + strconv.Itoa(s) + " has no ready worker"
 		}
 	}

@@ -40,3 +40,32 @@ func TestStats_BootingWorkerListed(t *testing.T) {
 		t.Errorf("allProcs: %d processes, want 2 (each once)", got)
 	}
 }
+
+// TestHealthy_HandoffIsServed: a shard moving between two live workers (a
+// phased restart, a scale) has no owner for a moment, but its requests are
+// held and answered, so readiness stays ok; a shard without an owner and
+// not in a handoff is unready.
+func TestHealthy_HandoffIsServed(t *testing.T) {
+	cfg := config.Default()
+	cfg.Database.Persistence = config.PersistenceMemory
+	cfg.Cluster.Shards = 4
+	m, err := New(cfg, Options{}, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{index: 0, pid: 100, started: time.Now(), booted: true, lastCheckin: time.Now(), shards: []int{0, 1, 2, 3}}
+	m.slots = []*slot{{index: 0, cur: p, shards: p.shards}}
+	m.router.SetOwner(p.shards, p)
+	if ok, why := m.Healthy(); !ok {
+		t.Fatalf("every shard owned: unhealthy (%s)", why)
+	}
+	m.router.SetHandoff([]int{2}, true)
+	m.router.SetOwner([]int{2}, nil)
+	if ok, why := m.Healthy(); !ok {
+		t.Errorf("shard 2 in a handoff: unhealthy (%s), want ok", why)
+	}
+	m.router.SetHandoff([]int{2}, false)
+	if ok, why := m.Healthy(); ok || why != "shard 2 has no ready worker" {
+		t.Errorf("shard 2 without owner after the handoff: %v %q, want unready", ok, why)
+	}
+}
