@@ -75,3 +75,38 @@ func TestMonitor_ScaleDownKeepsDrainingWorker(t *testing.T) {
 		t.Errorf("tock_fsync_duration_seconds count went back from %v to %v after worker 2 exited", before, after)
 	}
 }
+
+// TestMonitor_JobsCountedAcrossPhasedRestart: once a phased restart is
+// done, /varz and /stats count every job at once: the new workers report
+// the shards they took without waiting for their next heartbeat (here 30 s
+// away).
+func TestMonitor_JobsCountedAcrossPhasedRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := strings.Replace(monitorConfig(dir, ""), `worker_check_interval = "200ms"`, "worker_check_interval = \"30s\"\nworker_timeout = \"5m\"", 1)
+	c := startCluster(t, dir, cfg)
+	hm := httpMonitor(t, c)
+	ctl := unixControl(t, dir)
+	cl := dial(t, c.addr)
+	const n = 40
+	for i := range n {
+		cl.expect(fmt.Sprintf("s%d SET far.%d 4000000000000000000", i, i), fmt.Sprintf("s%d OK", i))
+	}
+	jobs := func() (varz int64, stats int64) {
+		var v struct {
+			Jobs struct {
+				Total int64 `json:"total"`
+			} `json:"jobs"`
+		}
+		hm.expect("GET", "/varz", "", 200, &v)
+		for _, w := range ctl.stats().WorkerStatus {
+			stats += w.LastStatus.JobsTotal
+		}
+		return v.Jobs.Total, stats
+	}
+	if out, err := runTock(t, "ctl", "--control", "unix://"+controlSocket(dir), "phased-restart", "--wait"); err != nil {
+		t.Fatalf("phased-restart: %v\n%s", err, out)
+	}
+	if v, s := jobs(); v != n || s != n {
+		t.Errorf("right after the phased restart: /varz jobs.total %d, /stats sum of jobs_total %d, want %d", v, s, n)
+	}
+}

@@ -320,6 +320,9 @@ func (w *Worker) acquire(a ipc.Acquire) {
 		ready.Shards = append(ready.Shards, n)
 	}
 	sort.Ints(ready.Shards)
+	// A status first, so the master counts the shards' jobs here by the
+	// time it hands them to us, not a heartbeat later (/varz, /metrics).
+	w.sendStatus()
 	w.send(ipc.TypeReady, ready)
 }
 
@@ -359,6 +362,7 @@ func (w *Worker) release(r ipc.Release) {
 		delete(w.awaiting, n)
 		out.Shards = append(out.Shards, n)
 	}
+	w.sendStatus() // as in acquire: the released jobs are no longer counted here
 	w.send(ipc.TypeReleased, out)
 }
 
