@@ -27,7 +27,11 @@ const (
 	// MaxConcurrent bounds requests being served at once; beyond it a
 	// request is answered 503 at once instead of queueing without bound.
 	MaxConcurrent = 128
-	WriteTimeout  = time.Minute
+	// MaxConns bounds open HTTP connections (idle keep-alive ones
+	// included); more wait in the backlog. It keeps the master's file
+	// descriptors for clients of the line protocol and for its workers.
+	MaxConns     = 1024
+	WriteTimeout = time.Minute
 )
 
 // writeTimeout is WriteTimeout in ns; tests shorten it.
@@ -80,7 +84,7 @@ func (s *Server) Serve() {
 	s.served = true
 	go func() {
 		defer close(s.done)
-		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.srv.Serve(newLimitListener(s.ln, MaxConns)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", "addr", s.ln.Addr().String(), "error", err)
 		}
 	}()
