@@ -203,6 +203,14 @@ func (m *Master) handoff(from, to *proc, shards []int) error {
 	}
 	timeout := m.cfg.Cluster.WorkerBootTimeout.Duration
 	start := time.Now()
+	// While shards move from a live worker, readiness (/healthz) stays ok:
+	// their requests are held and answered by the new owner, none fails.
+	// Once the handoff ends, a shard left without an owner is unready
+	// again. Shards of a dead worker (from == nil) were unready already.
+	if from != nil {
+		m.router.SetHandoff(shards, true)
+		defer m.router.SetHandoff(shards, false)
+	}
 	m.router.SetOwner(shards, nil)
 	var running []ipc.RunningJob
 	if from != nil {

@@ -89,9 +89,13 @@ type Master struct {
 	// control server has stopped, for a hot restart (under mu).
 	controlFile *os.File
 
-	mu         sync.Mutex
-	slots      []*slot
-	booting    []*proc // started, not yet in a slot
+	mu      sync.Mutex
+	slots   []*slot
+	booting []*proc // started, not yet in a slot
+	// live is every worker process started and not yet reaped, wherever it
+	// is (booting, in a slot, draining, or removed by a scale down but
+	// still finishing its executions): what /stats and /metrics count.
+	live       []*proc
 	phase      int
 	stopping   bool
 	halted     bool

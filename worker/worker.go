@@ -374,6 +374,9 @@ func (w *Worker) acquire(a ipc.Acquire) {
 		ready.Shards = append(ready.Shards, n)
 	}
 	sort.Ints(ready.Shards)
+	// A status first, so the master counts the shards' jobs here by the
+	// time it hands them to us, not a heartbeat later (/varz, /metrics).
+	w.sendStatus()
 	w.send(ipc.TypeReady, ready)
 }
 
@@ -430,6 +433,7 @@ func (w *Worker) release(r ipc.Release) {
 		delete(w.awaiting, n)
 		out.Shards = append(out.Shards, n)
 	}
+	w.sendStatus() // as in acquire: the released jobs are no longer counted here
 	w.send(ipc.TypeReleased, out)
 	for _, r := range parked { // after Released: the master tracks them from it
 		w.send(ipc.TypeOutcome, outcomeOf(r))
