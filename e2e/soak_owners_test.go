@@ -19,7 +19,7 @@ import (
 // ownerSampler checks, over and over while the chaos runs, that no shard
 // has two owners, in two ways:
 //   - the OS: which processes hold each shards/NNN.log — the holders of a
-//     lock on it (/proc/locks) when a lock is there, otherwise the tock
+//     lock on NNN.log.lock (/proc/locks) when a lock is there, otherwise the tock
 //     processes that have it open for writing (/proc/PID/fdinfo);
 //   - the stats tree: the shards each worker says it owns.
 type ownerSampler struct {
@@ -77,9 +77,16 @@ func (o *ownerSampler) sampleOS() {
 		}
 		path := filepath.Join(o.shardsDir, e.Name())
 		holders, how := writers[path], "open for writing"
-		if st, err := os.Stat(path); err == nil {
+		// The owning worker flocks NNN.log.lock beside its log (see
+		// docs/operations.md, "Fencing"); a lock on the log itself counts too.
+		for _, locked := range []string{path + ".lock", path} {
+			st, err := os.Stat(locked)
+			if err != nil {
+				continue
+			}
 			if l := locks[lockKey(st.Sys().(*syscall.Stat_t))]; len(l) > 0 {
 				holders, how, sawLock = l, "locked", true
+				break
 			}
 		}
 		if len(holders) > 1 {
