@@ -14,10 +14,12 @@ import (
 func TestStats_BootingWorkerListed(t *testing.T) {
 	cfg := config.Default()
 	cfg.Database.Persistence = config.PersistenceMemory
+	cfg.Database.DataDir = t.TempDir() // the master locks it, memory mode too
 	m, err := New(cfg, Options{}, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(m.unlockDataDir)
 	started := time.Now().Add(-time.Second)
 	cur := &proc{index: 0, pid: 100, started: started, booted: true, lastCheckin: time.Now(), shards: []int{0, 1}}
 	m.slots = []*slot{{index: 0, cur: cur, shards: cur.shards}}
@@ -48,11 +50,13 @@ func TestStats_BootingWorkerListed(t *testing.T) {
 func TestHealthy_HandoffIsServed(t *testing.T) {
 	cfg := config.Default()
 	cfg.Database.Persistence = config.PersistenceMemory
+	cfg.Database.DataDir = t.TempDir() // the master locks it, memory mode too
 	cfg.Cluster.Shards = 4
 	m, err := New(cfg, Options{}, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(m.unlockDataDir)
 	p := &proc{index: 0, pid: 100, started: time.Now(), booted: true, lastCheckin: time.Now(), shards: []int{0, 1, 2, 3}}
 	m.slots = []*slot{{index: 0, cur: p, shards: p.shards}}
 	m.router.SetOwner(p.shards, p)

@@ -477,7 +477,7 @@ func (w *Worker) statusNow() ipc.Status {
 		UptimeNs: time.Since(w.started).Nanoseconds(), Persistence: w.set.Persistence,
 		Compression: "idle", Framerate: w.set.Framerate, RequestsCount: w.requests.Load(),
 		ExecutionsPending: int64(w.pipe.Pending()), ExecutionsInflight: int64(w.pipe.Inflight()),
-		RSSBytes: rssBytes(),
+		RSSBytes: ipc.RSSBytes(),
 		TriggerLateness: ipc.Lateness{Count: w.lateness.count, P50Ns: w.lateness.quantile(0.5),
 			P99Ns: w.lateness.quantile(0.99), MaxNs: w.lateness.max},
 	}
