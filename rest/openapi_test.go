@@ -68,6 +68,8 @@ type probe struct {
 	token  string
 	body   string
 	down   bool // the backend is unavailable
+	noAuth bool   // the server has no auth file
+	origin string // the Origin header a browser sends
 	status int
 }
 
@@ -83,6 +85,7 @@ func probes() []probe {
 		{op: "listJobs", method: "GET", path: "/jobs?limit=0", token: aSecret, status: 400},
 		{op: "listJobs", method: "GET", path: "/jobs", status: 401},
 		{op: "listJobs", method: "GET", path: "/jobs", token: adminSecret, down: true, status: 503},
+		{op: "listJobs", method: "GET", path: "/jobs", noAuth: true, origin: "http://evil.example", status: 403},
 
 		{op: "getJob", method: "GET", path: "/jobs/a.done", token: aSecret, status: 200},
 		{op: "getJob", method: "GET", path: "/jobs/a.web", token: aSecret, status: 200},
@@ -111,6 +114,7 @@ func probes() []probe {
 		{op: "listRules", method: "GET", path: "/rules", token: aSecret, status: 200},
 		{op: "listRules", method: "GET", path: "/rules?colour=red", token: aSecret, status: 400},
 		{op: "listRules", method: "GET", path: "/rules", status: 401},
+		{op: "listRules", method: "GET", path: "/rules", noAuth: true, origin: "null", status: 403},
 
 		{op: "getRule", method: "GET", path: "/rules/a.redis", token: aSecret, status: 200},
 		{op: "getRule", method: "GET", path: "/rules/a%0A", token: aSecret, status: 400},
@@ -160,6 +164,9 @@ func TestOpenAPIDescribesTheServer(t *testing.T) {
 		t.Run(fmt.Sprintf("%s_%d_%s", p.op, p.status, p.path), func(t *testing.T) {
 			b := fixture()
 			b.unavailable = p.down
+			if p.noAuth {
+				b.tokens = nil
+			}
 			srv := httptest.NewServer(New(b, nil).Handler())
 			defer srv.Close()
 			path, method, op := operation(doc, p.op)
@@ -175,6 +182,9 @@ func TestOpenAPIDescribesTheServer(t *testing.T) {
 			}
 			if p.token != "" {
 				req.Header.Set("Authorization", "Bearer "+p.token)
+			}
+			if p.origin != "" {
+				req.Header.Set("Origin", p.origin)
 			}
 			resp, err := srv.Client().Do(req)
 			if err != nil {

@@ -3,6 +3,7 @@ package rest
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
@@ -101,12 +102,23 @@ func (s *Server) item(collection string, h itemHandler) handler {
 var (
 	errUnauthorized = errorf(http.StatusUnauthorized, "unauthorized")
 	errForbidden    = errorf(http.StatusForbidden, "forbidden")
+	errCrossOrigin  = errorf(http.StatusForbidden, "forbidden: a cross-origin request needs auth ([controller] auth_file)")
 )
 
 // authenticate checks the bearer token when auth is on. The secret is
 // compared by the backend in constant time, as AUTH is.
+//
+// Without auth, a request from a browser page of another origin is
+// refused: the listener answers CORS preflights for any origin (the
+// monitoring endpoints are read by dashboards elsewhere), so otherwise any
+// web page the user visits could read the jobs and rules of a tock on
+// 127.0.0.1 and PUT a shell rule and a job due now (docs/rest.md,
+// Authentication).
 func (s *Server) authenticate(r *http.Request) (Identity, error) {
 	if !s.b.AuthEnabled() {
+		if crossOrigin(r) {
+			return Identity{}, errCrossOrigin
+		}
 		return all, nil
 	}
 	scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
@@ -122,4 +134,21 @@ func (s *Server) authenticate(r *http.Request) (Identity, error) {
 		return Identity{}, errUnauthorized
 	}
 	return id, nil
+}
+
+// crossOrigin reports whether r comes from a browser page of another
+// origin: browsers send Origin on every cross-origin fetch and on
+// same-origin ones but GET and HEAD; "null" (sandboxed frames, file:) and
+// an unparsable Origin count as another origin. The page's host:port must
+// be the one r was sent to.
+func crossOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return false
+	}
+	u, err := url.Parse(o)
+	if err != nil || u.Host == "" {
+		return true
+	}
+	return !strings.EqualFold(u.Host, r.Host)
 }

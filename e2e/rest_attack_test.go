@@ -1,0 +1,109 @@
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// Regression tests from attacking the REST API over real HTTP against the
+// binary: each names the guarantee it defends.
+
+// rawDo sends one request with the given headers (repeated keys allowed)
+// and returns the status and body, without the document check (some of
+// these requests are meant to be odd).
+func rawDo(t *testing.T, rc *restClient, method, path, body string, headers ...[2]string) (int, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, rc.base+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range headers {
+		req.Header.Add(h[0], h[1])
+	}
+	resp, err := rc.hc.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// TestREST_CrossOriginWithoutAuth: tock listens on 127.0.0.1:5680 by
+// default without an auth file, and the listener answers CORS preflights
+// for any origin. A web page the user visits must still not be able to
+// PUT a shell rule and a job due now (running a command on the user's
+// machine), delete jobs, or read the rules: a request whose Origin is
+// another site is 403. curl and clients (no Origin) are served.
+func TestREST_CrossOriginWithoutAuth(t *testing.T) {
+	_, rc := restCluster(t, "")
+	evil := [2]string{"Origin", "http://evil.example"}
+	rule := `{"pattern": "", "runner": {"type": "shell", "command": "touch pwned"}}`
+	if st, b := rawDo(t, rc, "PUT", "/rules/x", rule, evil, [2]string{"Content-Type", "application/json"}); st != 403 {
+		t.Fatalf("cross-origin PUT /rules/x: %d %s, want 403", st, b)
+	}
+	if st, b := rawDo(t, rc, "PUT", "/jobs/x", `{"execution": 1}`, evil); st != 403 {
+		t.Fatalf("cross-origin PUT /jobs/x: %d %s, want 403", st, b)
+	}
+	rc.expect("GET", "/rules/x", "", 404, nil)
+	rc.expect("GET", "/jobs/x", "", 404, nil)
+
+	rc.expect("PUT", "/jobs/keep", `{"execution": 4102444800000000000}`, 200, nil)
+	if st, b := rawDo(t, rc, "DELETE", "/jobs/keep", "", [2]string{"Origin", "null"}); st != 403 {
+		t.Fatalf("DELETE from a sandboxed frame: %d %s, want 403", st, b)
+	}
+	rc.expect("GET", "/jobs/keep", "", 200, nil)
+	if st, b := rawDo(t, rc, "GET", "/rules", "", evil); st != 403 {
+		t.Fatalf("cross-origin GET /rules: %d %s, want 403", st, b)
+	}
+	same := [2]string{"Origin", rc.base}
+	if st, b := rawDo(t, rc, "GET", "/jobs/keep", "", same); st != 200 {
+		t.Fatalf("same-origin GET: %d %s, want 200", st, b)
+	}
+	// The monitoring endpoints stay readable from any origin.
+	if st, b := rawDo(t, rc, "GET", "/varz", "", evil); st != 200 {
+		t.Fatalf("cross-origin GET /varz: %d %s, want 200", st, b)
+	}
+}
+
+// TestREST_NoPasswordInRules: a URL whose user holds an @ before the
+// password's colon (redis://u@x:secret@host, which url.Parse and so every
+// runner client reads as user "u@x", password "secret") never shows its
+// password: not in PUT's reply, GET /rules/{id}, GET /rules nor LISTRULES.
+func TestREST_NoPasswordInRules(t *testing.T) {
+	c, rc := restCluster(t, "")
+	for id, runner := range map[string]string{
+		"r.redis": `{"type": "redis", "url": "redis://u@x:hunter2@127.0.0.1:1/0", "command": "SET", "key": "k"}`,
+		"r.amqp":  `{"type": "amqp", "url": "amqp://g@x:hunter2@127.0.0.1:1/", "exchange": "e", "routing_key": "k"}`,
+		"r.http":  `{"type": "http", "method": "GET", "url": "http://u@x:hunter2@127.0.0.1:1/p"}`,
+	} {
+		b := rc.expect("PUT", "/rules/"+id, `{"pattern": "`+id+`", "runner": `+runner+`}`, 200, nil)
+		if strings.Contains(string(b), "hunter2") {
+			t.Errorf("PUT /rules/%s echoes the password: %s", id, b)
+		}
+		if b := rc.expect("GET", "/rules/"+id, "", 200, nil); strings.Contains(string(b), "hunter2") {
+			t.Errorf("GET /rules/%s shows the password: %s", id, b)
+		}
+	}
+	if b := rc.expect("GET", "/rules", "", 200, nil); strings.Contains(string(b), "hunter2") {
+		t.Errorf("GET /rules shows a password: %s", b)
+	}
+	lines, ok := dial(t, c.addr).list("r1", "r1 LISTRULES")
+	if ok != "r1 OK" || len(lines) != 3 {
+		t.Fatalf("LISTRULES: %q %q", lines, ok)
+	}
+	for _, l := range lines {
+		if strings.Contains(l, "hunter2") {
+			t.Errorf("LISTRULES shows a password: %s", l)
+		}
+	}
+}

@@ -1,0 +1,63 @@
+package rest
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// TestCrossOriginNeedsAuth: without an auth file, a request a browser
+// sends from another origin (its Origin header names another host) is
+// refused, so a web page the user visits cannot read the jobs and rules
+// nor PUT a shell rule and a job due now on a tock at 127.0.0.1:5680.
+// Same-origin and non-browser requests are served; with an auth file the
+// bearer token decides, whatever the origin.
+func TestCrossOriginNeedsAuth(t *testing.T) {
+	rule := `{"pattern": "", "runner": {"type": "shell", "command": "touch /tmp/pwned"}}`
+	for _, tc := range []struct {
+		name, method, path, body, origin, token string
+		auth                                    bool
+		want                                    int
+	}{
+		{"put rule from another site", "PUT", "/rules/x", rule, "http://evil.example", "", false, 403},
+		{"put job from another site", "PUT", "/jobs/x", `{"execution": 1}`, "https://evil.example:5680", "", false, 403},
+		{"delete from a sandboxed frame", "DELETE", "/jobs/a.1", "", "null", "", false, 403},
+		{"read rules from another site", "GET", "/rules", "", "http://evil.example", "", false, 403},
+		{"read a job from another port", "GET", "/jobs/a.1", "", "http://HOST:1", "", false, 403},
+		{"same origin", "GET", "/jobs/a.1", "", "http://HOST", "", false, 200},
+		{"same origin, any case", "PUT", "/rules/x", rule, "HTTP://HOST", "", false, 200},
+		{"no origin (curl, clients)", "PUT", "/rules/x", rule, "", "", false, 200},
+		{"auth on: the token decides", "PUT", "/rules/x", rule, "http://evil.example", adminSecret, true, 200},
+		{"auth on: no token", "GET", "/rules", "", "http://evil.example", "", true, 401},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := fixture()
+			if !tc.auth {
+				b.tokens = nil
+			}
+			srv := httptest.NewServer(New(b, nil).Handler())
+			defer srv.Close()
+			host := strings.TrimPrefix(srv.URL, "http://")
+			req, err := http.NewRequest(tc.method, srv.URL+tc.path, strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.origin != "" {
+				origin := strings.ReplaceAll(tc.origin, "HOST:1", strings.Split(host, ":")[0]+":1")
+				req.Header.Set("Origin", strings.ReplaceAll(origin, "HOST", host))
+			}
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("%s %s with Origin %q: %d, want %d", tc.method, tc.path, req.Header.Get("Origin"), resp.StatusCode, tc.want)
+			}
+		})
+	}
+}
