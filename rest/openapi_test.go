@@ -67,7 +67,7 @@ type probe struct {
 	path   string // as sent (escaped)
 	token  string
 	body   string
-	down   bool // the backend is unavailable
+	down   bool   // the backend is unavailable
 	noAuth bool   // the server has no auth file
 	origin string // the Origin header a browser sends
 	status int
