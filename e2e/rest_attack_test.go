@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -104,6 +106,46 @@ func TestREST_NoPasswordInRules(t *testing.T) {
 	for _, l := range lines {
 		if strings.Contains(l, "hunter2") {
 			t.Errorf("LISTRULES shows a password: %s", l)
+		}
+	}
+}
+
+// TestREST_ExecutionIsStrictRFC3339: times RFC 3339 does not allow are 400
+// naming "execution" (docs/rest.md), not silently read: an offset of 24
+// hours (Go's time.Parse takes it: the job would run a day early), more
+// than nine fraction digits (a fraction of a ns, dropped), a comma.
+func TestREST_ExecutionIsStrictRFC3339(t *testing.T) {
+	_, rc := restCluster(t, "")
+	for _, v := range []string{"2026-03-30T14:00:00+24:00", "2026-03-30T14:00:00.1234567891Z", "2026-03-30T14:00:00,5Z"} {
+		rc.expectError("PUT", "/jobs/t.1", `{"execution": "`+v+`"}`, 400, `invalid "execution"`)
+	}
+	rc.expect("GET", "/jobs/t.1", "", 404, nil)
+	var j struct {
+		ExecutionNs int64 `json:"execution_ns"`
+	}
+	rc.expect("PUT", "/jobs/t.1", `{"execution": "2026-03-30T14:00:00.123456789+23:59"}`, 200, &j)
+	if j.ExecutionNs != 1774792860123456789 {
+		t.Fatalf("+23:59: execution_ns %d, want 1774792860123456789", j.ExecutionNs)
+	}
+}
+
+// TestREST_TwoAuthorizationHeaders: a request with two Authorization
+// headers is 401, whichever token is first: a proxy in front that checks
+// one of them cannot be played against the server reading the other.
+func TestREST_TwoAuthorizationHeaders(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "auth.toml")
+	copyAuthFixture(t, path)
+	cfg := strings.Replace(monitorConfig(dir, ""), "[controller]\n", fmt.Sprintf("[controller]\nauth_file = %q\n", path), 1)
+	c := startCluster(t, dir, cfg)
+	rc := newRESTClient(t, c, "")
+	admin, deploy := [2]string{"Authorization", "Bearer sk_admin_d4e5f6"}, [2]string{"Authorization", "Bearer sk_deploy_a1b2c3"}
+	if st, b := rawDo(t, rc, "GET", "/jobs/other.1", "", admin); st != 404 {
+		t.Fatalf("one admin header: %d %s, want 404", st, b)
+	}
+	for _, hs := range [][2][2]string{{admin, deploy}, {deploy, admin}, {admin, admin}} {
+		if st, b := rawDo(t, rc, "GET", "/jobs/other.1", "", hs[0], hs[1]); st != 401 {
+			t.Errorf("headers %q: %d %s, want 401", hs, st, b)
 		}
 	}
 }

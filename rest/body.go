@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"regexp"
 	"strconv"
 	"time"
 )
@@ -100,6 +101,11 @@ var (
 	maxTime = time.Unix(0, math.MaxInt64)
 )
 
+// rfc3339 is RFC 3339's date-time with at most nine fraction digits:
+// time.Parse also takes offsets of 24 hours, a comma before the fraction
+// and more digits than a ns (dropping them), which the API refuses.
+var rfc3339 = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$`)
+
 // ParseExecution reads "execution": an RFC 3339 time (its offset applied:
 // 12:00:00+02:00 is 10:00:00Z) or an integer of ns since the Unix epoch.
 func ParseExecution(raw json.RawMessage) (int64, error) {
@@ -116,7 +122,7 @@ func ParseExecution(raw json.RawMessage) (int64, error) {
 			return 0, bad("not a JSON string")
 		}
 		t, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
+		if err != nil || !rfc3339.MatchString(s) {
 			return 0, bad("want an RFC 3339 time such as 2026-03-30T14:00:00Z or 2026-03-30T16:00:00+02:00")
 		}
 		if t.Before(minTime) || t.After(maxTime) {

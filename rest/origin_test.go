@@ -61,3 +61,27 @@ func TestCrossOriginNeedsAuth(t *testing.T) {
 		})
 	}
 }
+
+// TestOneAuthorizationHeader: a request with two Authorization headers is
+// 401 whichever comes first, rather than the server picking one (a proxy
+// in front may have checked the other).
+func TestOneAuthorizationHeader(t *testing.T) {
+	srv := httptest.NewServer(New(fixture(), nil).Handler())
+	defer srv.Close()
+	for _, order := range [][2]string{{aSecret, adminSecret}, {adminSecret, aSecret}, {aSecret, aSecret}} {
+		req, err := http.NewRequest("GET", srv.URL+"/jobs/a.1", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Add("Authorization", "Bearer "+order[0])
+		req.Header.Add("Authorization", "Bearer "+order[1])
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Errorf("two Authorization headers %q: %d, want 401", order, resp.StatusCode)
+		}
+	}
+}

@@ -121,6 +121,11 @@ func (s *Server) authenticate(r *http.Request) (Identity, error) {
 		}
 		return all, nil
 	}
+	// Exactly one Authorization header: with two, a proxy in front and
+	// this server might each pick a different one.
+	if len(r.Header.Values("Authorization")) > 1 {
+		return Identity{}, errUnauthorized
+	}
 	scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
 		return Identity{}, errUnauthorized
