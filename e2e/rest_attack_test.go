@@ -3,10 +3,14 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tockd/tock/httpapi"
 )
 
 // Regression tests from attacking the REST API over real HTTP against the
@@ -148,4 +152,42 @@ func TestREST_TwoAuthorizationHeaders(t *testing.T) {
 			t.Errorf("headers %q: %d %s, want 401", hs, st, b)
 		}
 	}
+}
+
+// TestREST_ProbesServedWhenBusy: clients holding every one of the
+// listener's slots (each has sent a PUT's headers and drips its body) get
+// other requests 503 busy, but /health and /healthz are still answered,
+// so a liveness probe does not get a working tock restarted; the line
+// protocol is served meanwhile.
+func TestREST_ProbesServedWhenBusy(t *testing.T) {
+	c, rc := restCluster(t, "")
+	addr := strings.TrimPrefix(rc.base, "http://")
+	for i := range httpapi.MaxConcurrent {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		fmt.Fprintf(conn, "PUT /jobs/drip.%d HTTP/1.1\r\nHost: %s\r\nContent-Length: 100\r\n\r\n{", i, addr)
+	}
+	hc := &http.Client{Timeout: 10 * time.Second}
+	get := func(path string) int {
+		resp, err := hc.Get(rc.base + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitFor(t, 20*time.Second, "every slot held", func() bool { return get("/openapi.json") == 503 })
+	for _, path := range []string{"/health", "/healthz?live=1", "/healthz"} {
+		if st := get(path); st != 200 {
+			t.Errorf("GET %s while busy: %d, want 200", path, st)
+		}
+	}
+	if st := get("/jobs/x"); st != 503 {
+		t.Errorf("GET /jobs/x while busy: %d, want 503", st)
+	}
+	dial(t, c.addr).expect("r1 GET nope", "r1 ERROR not found")
 }

@@ -137,10 +137,21 @@ func InheritedListener(env string) (net.Listener, error) {
 	return ln, nil
 }
 
-// limit answers 503 when n requests are already being served.
+// probes are the health checks that limit always serves: they cost
+// nothing, and a liveness probe answered "busy" would get a working tock
+// restarted because clients keep its slots (for up to ReadTimeout each,
+// dripping a body).
+var probes = map[string]bool{"/health": true, "/healthz": true}
+
+// limit answers 503 when n requests are already being served, but to the
+// GET or HEAD of a probe path.
 func limit(h http.Handler, n int) http.Handler {
 	sem := make(chan struct{}, n)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if probes[r.URL.Path] && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			h.ServeHTTP(w, r)
+			return
+		}
 		select {
 		case sem <- struct{}{}:
 		default:
