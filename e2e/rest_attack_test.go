@@ -191,3 +191,16 @@ func TestREST_ProbesServedWhenBusy(t *testing.T) {
 	}
 	dial(t, c.addr).expect("r1 GET nope", "r1 ERROR not found")
 }
+
+// TestREST_BodyKeysAreExact: a repeated key or one spelled in another case
+// is 400, not read by Go's lenient rules (last wins, case folded), so no
+// other reader of the body (a proxy, an audit log) sees other values.
+func TestREST_BodyKeysAreExact(t *testing.T) {
+	_, rc := restCluster(t, "")
+	rc.expectError("PUT", "/jobs/k.1", `{"execution": 1, "execution": 2}`, 400, `"execution" given more than once`)
+	rc.expectError("PUT", "/jobs/k.1", `{"Execution": 1}`, 400, `unknown field "Execution"`)
+	rc.expectError("PUT", "/rules/k.r", `{"pattern": "k.", "PATTERN": "x.", "runner": {"type": "shell", "command": "x"}}`, 400, `unknown field "PATTERN"`)
+	rc.expectError("PUT", "/rules/k.r", `{"pattern": "k.", "runner": {"type": "shell", "command": "x", "command": "y"}}`, 400, `"command" given more than once`)
+	rc.expect("GET", "/jobs/k.1", "", 404, nil)
+	rc.expect("GET", "/rules/k.r", "", 404, nil)
+}

@@ -44,3 +44,39 @@ func TestParseExecutionIsRFC3339(t *testing.T) {
 		}
 	}
 }
+
+// TestBodyKeysAreExact: encoding/json matches keys case-insensitively
+// (Unicode folding too: "ſ" is "s") and lets a repeated key overwrite the
+// first, so {"pattern": "a.", "PATTERN": "b."} would be read as pattern
+// "b." by tock while another reader of the same body (a proxy, an audit
+// log) sees "a.". Bodies must spell each key exactly, once.
+func TestBodyKeysAreExact(t *testing.T) {
+	for _, body := range []string{
+		`{"execution": 1, "execution": 2}`,
+		`{"EXECUTION": 1}`,
+		`{"Execution": 1}`,
+		`{"execution": 1, "ID": "x"}`,
+	} {
+		_, _, err := ParseJobBody([]byte(body))
+		if err == nil || httpapi.StatusOf(err) != 400 {
+			t.Errorf("ParseJobBody(%s) = %v, want a 400", body, err)
+		}
+	}
+	for _, body := range []string{
+		`{"pattern": "a.", "pattern": "b.", "runner": {"type": "shell", "command": "x"}}`,
+		`{"pattern": "a.", "PATTERN": "b.", "runner": {"type": "shell", "command": "x"}}`,
+		`{"pattern": "a.", "runner": {"type": "shell", "command": "x", "command": "y"}}`,
+		`{"pattern": "a.", "runner": {"type": "shell", "Command": "x"}}`,
+		`{"pattern": "a.", "runner": {"type": "redi\u017f", "url": "redis://h", "command": "SET", "key": "k"}}`,
+		"{\"pattern\": \"a.\", \"runner\": {\"type\": \"redis\", \"url\": \"redis://h\", \"command\": \"SET\", \"\u212aey\": \"k\"}}",
+		`{"pattern": "a.", "runner": {"type": "shell", "command": "x"}, "runner": {"type": "shell", "command": "y"}}`,
+	} {
+		_, err := ParseRuleBody([]byte(body), "a.x")
+		if err == nil || httpapi.StatusOf(err) != 400 {
+			t.Errorf("ParseRuleBody(%s) = %v, want a 400", body, err)
+		}
+	}
+	if _, err := ParseRuleBody([]byte(`{"pattern": "a.", "runner": {"type": "direct", "executable": "x", "args": ["{\"A\": 1, \"A\": 2}"]}}`), "a.x"); err != nil {
+		t.Errorf("keys inside strings are text: %v", err)
+	}
+}
