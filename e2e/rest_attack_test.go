@@ -75,6 +75,21 @@ func TestREST_CrossOriginWithoutAuth(t *testing.T) {
 	if st, b := rawDo(t, rc, "GET", "/jobs/keep", "", same); st != 200 {
 		t.Fatalf("same-origin GET: %d %s, want 200", st, b)
 	}
+	// DNS rebinding: the page of evil.example, its name now resolving to
+	// 127.0.0.1, is same-origin to the browser; the Host header tells.
+	req, err := http.NewRequest("GET", rc.base+"/rules", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "evil.example:5680"
+	resp, err := rc.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Fatalf("GET /rules for Host evil.example: %d, want 403", resp.StatusCode)
+	}
 	// The monitoring endpoints stay readable from any origin.
 	if st, b := rawDo(t, rc, "GET", "/varz", "", evil); st != 200 {
 		t.Fatalf("cross-origin GET /varz: %d %s, want 200", st, b)

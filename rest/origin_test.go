@@ -85,3 +85,33 @@ func TestOneAuthorizationHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestDNSRebindingNeedsAuth: without auth, a request that reached the
+// loopback listener under another host name (a rebound evil.example) is
+// refused, same-origin or not; 127.0.0.1, [::1] and localhost are served.
+func TestDNSRebindingNeedsAuth(t *testing.T) {
+	b := fixture()
+	b.tokens = nil
+	srv := httptest.NewServer(New(b, nil).Handler())
+	defer srv.Close()
+	port := srv.URL[strings.LastIndex(srv.URL, ":"):]
+	for host, want := range map[string]int{
+		"evil.example" + port: 403, "evil.example": 403, "localhost.evil.example" + port: 403,
+		"127.0.0.1" + port: 200, "localhost" + port: 200, "LOCALHOST." + port: 200, "app.localhost" + port: 200,
+		"[::1]" + port: 200, "10.1.2.3" + port: 200,
+	} {
+		req, err := http.NewRequest("GET", srv.URL+"/jobs/a.1", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %q: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+}

@@ -2,7 +2,9 @@ package rest
 
 import (
 	"errors"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 
@@ -109,14 +111,16 @@ var (
 // compared by the backend in constant time, as AUTH is.
 //
 // Without auth, a request from a browser page of another origin is
-// refused: the listener answers CORS preflights for any origin (the
+// refused, and on a loopback listener one for a host name other than
+// localhost (DNS rebinding: a page of evil.example whose name now points
+// at 127.0.0.1 is same-origin to the browser): the listener answers CORS preflights for any origin (the
 // monitoring endpoints are read by dashboards elsewhere), so otherwise any
 // web page the user visits could read the jobs and rules of a tock on
 // 127.0.0.1 and PUT a shell rule and a job due now (docs/rest.md,
 // Authentication).
 func (s *Server) authenticate(r *http.Request) (Identity, error) {
 	if !s.b.AuthEnabled() {
-		if crossOrigin(r) {
+		if crossOrigin(r) || rebound(r) {
 			return Identity{}, errCrossOrigin
 		}
 		return all, nil
@@ -156,4 +160,27 @@ func crossOrigin(r *http.Request) bool {
 		return true
 	}
 	return !strings.EqualFold(u.Host, r.Host)
+}
+
+// rebound reports whether r reached a loopback listener under a host name
+// other than localhost or an IP address: what a browser sends after DNS
+// rebinding, which no client of 127.0.0.1 needs.
+func rebound(r *http.Request) bool {
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(local.String())
+	if err != nil || !ap.Addr().Unmap().IsLoopback() {
+		return false
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+	if _, err := netip.ParseAddr(host); err == nil {
+		return false
+	}
+	return host != "localhost" && !strings.HasSuffix(host, ".localhost")
 }
