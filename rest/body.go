@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // MaxBody is the largest request body accepted (413 beyond).
@@ -32,6 +33,11 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 // decodeStrict decodes one JSON object into v: unknown fields and
 // anything after the object are errors, numbers stay json.Number.
 func decodeStrict(b []byte, v any) error {
+	// JSON text is UTF-8; encoding/json would read each bad byte as
+	// U+FFFD, storing other bytes than the client sent.
+	if !utf8.Valid(b) {
+		return errorf(http.StatusBadRequest, "invalid body: not UTF-8")
+	}
 	if err := checkKeys(b); err != nil {
 		return err
 	}

@@ -80,3 +80,24 @@ func TestBodyKeysAreExact(t *testing.T) {
 		t.Errorf("keys inside strings are text: %v", err)
 	}
 }
+
+// TestBodyIsUTF8: JSON text is UTF-8 (RFC 8259); encoding/json would turn
+// each bad byte into U+FFFD, so a rule's pattern or command would silently
+// be other bytes than the client sent. Such a body is 400.
+func TestBodyIsUTF8(t *testing.T) {
+	for _, body := range []string{
+		"{\"pattern\": \"a.\xff\", \"runner\": {\"type\": \"shell\", \"command\": \"x\"}}",
+		"{\"pattern\": \"a.\", \"runner\": {\"type\": \"shell\", \"command\": \"echo \xc3\"}}",
+	} {
+		_, err := ParseRuleBody([]byte(body), "a.x")
+		if err == nil || httpapi.StatusOf(err) != 400 {
+			t.Errorf("ParseRuleBody(%q) = %v, want a 400", body, err)
+		}
+	}
+	if _, _, err := ParseJobBody([]byte("{\"execution\": \"2026-03-30T14:00:00Z\xfe\"}")); err == nil {
+		t.Error("a job body with a bad byte was accepted")
+	}
+	if _, err := ParseRuleBody([]byte(`{"pattern": "a.\u00e9", "runner": {"type": "shell", "command": "echo \ufffd"}}`), "a.x"); err != nil {
+		t.Errorf("valid UTF-8 refused: %v", err)
+	}
+}
