@@ -39,7 +39,7 @@ func TestMonitor_ScaleDownKeepsDrainingWorker(t *testing.T) {
 		t.Fatalf("no fsyncs counted before the scale down: %v", before)
 	}
 	var r map[string]any
-	ctl.expect("POST", "/workers", `{"count":2}`, 202, &r)
+	ctl.expect("POST", "/workers", `{"count":2}`, 200, &r)
 	var pid2 int
 	waitFor(t, 30*time.Second, "worker 2 handed its shards off", func() bool {
 		st := ctl.stats()

@@ -180,3 +180,40 @@ func TestLimit(t *testing.T) {
 		t.Fatalf("third request: %d %v", rec.Code, body)
 	}
 }
+
+// TestLimitLetsProbesThrough: with every slot taken (say by clients
+// dripping request bodies), GET /health and /healthz are still served, so
+// a liveness probe does not get the tock it watches restarted for being
+// busy; any other path is 503.
+func TestLimitLetsProbesThrough(t *testing.T) {
+	release := make(chan struct{})
+	var entered sync.WaitGroup
+	entered.Add(1)
+	h := limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			entered.Done()
+			<-release
+		}
+		w.WriteHeader(200)
+	}), 1, []string{"/health", "/healthz"})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/slow", nil))
+	}()
+	entered.Wait()
+	defer wg.Wait()
+	defer close(release)
+	for _, tc := range []struct {
+		method, path string
+		want         int
+	}{{"GET", "/health", 200}, {"HEAD", "/healthz", 200}, {"GET", "/healthz?live=1", 200},
+		{"GET", "/jobs", 503}, {"PUT", "/health", 503}, {"GET", "/health/x", 503}} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
+		if rec.Code != tc.want {
+			t.Errorf("%s %s while full: %d, want %d", tc.method, tc.path, rec.Code, tc.want)
+		}
+	}
+}

@@ -154,16 +154,18 @@ func InheritedListener(env string) (net.Listener, error) {
 	return ln, nil
 }
 
-// limit answers 503 when n requests are already being served (except on
-// the unbounded paths), and gives each request writeTimeout to write its
-// reply, so a client that stops reading frees its slot.
+// limit answers 503 when n requests are already being served (except to a
+// GET or HEAD of an unbounded path: health probes cost nothing, and one
+// answered "busy" would get a working tock restarted while clients keep
+// its slots), and gives each request writeTimeout to write its reply, so a
+// client that stops reading frees its slot.
 func limit(h http.Handler, n int, unbounded []string) http.Handler {
 	sem := make(chan struct{}, n)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Not every ResponseWriter has a deadline (httptest's has not);
 		// then there is no connection to hold either.
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(time.Duration(writeTimeout.Load())))
-		if slices.Contains(unbounded, r.URL.Path) {
+		if slices.Contains(unbounded, r.URL.Path) && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 			h.ServeHTTP(w, r)
 			return
 		}

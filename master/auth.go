@@ -1,6 +1,7 @@
 package master
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -28,7 +29,7 @@ func (i identity) allows(id string) bool {
 // token is one entry of the auth file.
 type token struct {
 	identity
-	secret []byte
+	secret []byte // secretDigest of the secret
 }
 
 // tokenStore is the parsed auth file (ztick's format: one [token.NAME]
@@ -77,7 +78,7 @@ func loadAuthFile(path string) (*tokenStore, error) {
 			problems = append(problems, fmt.Sprintf("token.%s: same secret as token.%s", name, seen[*t.Secret]))
 		default:
 			seen[*t.Secret] = name
-			ts.tokens = append(ts.tokens, token{identity: identity{name: name, namespace: *t.Namespace}, secret: []byte(*t.Secret)})
+			ts.tokens = append(ts.tokens, token{identity: identity{name: name, namespace: *t.Namespace}, secret: secretDigest(*t.Secret)})
 		}
 	}
 	if len(problems) > 0 {
@@ -92,10 +93,11 @@ var errBadSecret = errors.New("invalid secret")
 // authenticate finds the token of secret. Every token is compared, each in
 // constant time, so the time taken says nothing about which one matched.
 func (ts *tokenStore) authenticate(secret string) (identity, error) {
+	d := secretDigest(secret)
 	var found identity
 	ok := 0
 	for _, t := range ts.tokens {
-		if subtle.ConstantTimeCompare(t.secret, []byte(secret)) == 1 {
+		if subtle.ConstantTimeCompare(t.secret, d) == 1 {
 			found, ok = t.identity, 1
 		}
 	}
@@ -103,4 +105,13 @@ func (ts *tokenStore) authenticate(secret string) (identity, error) {
 		return identity{}, errBadSecret
 	}
 	return found, nil
+}
+
+// secretDigest is what secrets are compared by: ConstantTimeCompare
+// returns at once on a length difference, so comparing the secrets
+// themselves would tell a client how long they are; every digest has the
+// same length.
+func secretDigest(s string) []byte {
+	d := sha256.Sum256([]byte(s))
+	return d[:]
 }

@@ -1,6 +1,7 @@
 package master
 
 import (
+	"crypto/sha256"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,5 +55,25 @@ func TestLoadAuthFile_SharedFixture(t *testing.T) {
 	adm, err := ts.authenticate("sk_admin_d4e5f6")
 	if err != nil || adm.name != "admin" || !adm.allows("anything") {
 		t.Fatalf("admin token: %+v %v", adm, err)
+	}
+}
+
+// TestAuthenticateComparesDigests: secrets are compared as fixed-length
+// digests, so a wrong secret of any length (empty, a prefix, longer) is
+// refused in the same comparison as one of the right length.
+func TestAuthenticateComparesDigests(t *testing.T) {
+	ts := &tokenStore{tokens: []token{{identity: identity{name: "a", namespace: "a."}, secret: secretDigest("s3cret")}}}
+	if id, err := ts.authenticate("s3cret"); err != nil || id.name != "a" {
+		t.Fatalf("authenticate(s3cret) = %v, %v", id, err)
+	}
+	for _, wrong := range []string{"", "s3cre", "s3cret ", "S3CRET", "s3cret\x00"} {
+		if _, err := ts.authenticate(wrong); err == nil {
+			t.Errorf("authenticate(%q) succeeded", wrong)
+		}
+	}
+	for _, tok := range ts.tokens {
+		if len(tok.secret) != sha256.Size {
+			t.Errorf("token %s keeps a %d-byte secret, want its %d-byte digest", tok.name, len(tok.secret), sha256.Size)
+		}
 	}
 }

@@ -289,7 +289,7 @@ func (cs *ControlServer) authorize(r *http.Request) error {
 	if got == "" {
 		return errUnauthorized
 	}
-	if subtle.ConstantTimeCompare([]byte(got), []byte(cs.token)) != 1 {
+	if subtle.ConstantTimeCompare(secretDigest(got), secretDigest(cs.token)) != 1 {
 		return errForbidden
 	}
 	return nil

@@ -74,6 +74,10 @@ type Master struct {
 	tls        *tls.Config
 	// auth is the loaded auth file; nil when auth is off. Swapped on SIGHUP.
 	auth atomic.Pointer[tokenStore]
+	// listings are the REST listings being answered (a slot each, see
+	// maxListings); listWaiting counts those waiting for a slot.
+	listings    chan struct{}
+	listWaiting atomic.Int32
 
 	listener net.Listener
 	// http is the HTTP listener's server; nil when [http] listen is "".
@@ -139,6 +143,7 @@ func New(cfg config.Config, opts Options, log hclog.Logger) (*Master, error) {
 		router: NewRouter(cfg.Cluster.Shards, maxHeldPerShard, cfg.Cluster.WorkerBootTimeout.Duration),
 		spans:  newSpanning(), spawner: execSpawner{}, shardState: newShardStates(cfg.Cluster.Shards),
 		stopCh: make(chan struct{}), done: make(chan struct{}),
+		listings: make(chan struct{}, maxListings),
 	}
 	m.conns.init()
 	m.clock.tick(m.started)

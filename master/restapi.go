@@ -98,11 +98,29 @@ func (b restBackend) RemoveJob(ctx context.Context, id string) error {
 	return err
 }
 
+// maxListings bounds the REST listings answered at once; others wait for
+// a slot. A shard answers a page by scanning all its jobs on the worker's
+// loop (the store keeps no id order), so each page costs the workers time
+// in the number of jobs whatever its limit: without a bound, clients
+// looping on GET /jobs?limit=1 (any namespace's) kept every worker
+// scanning, and the line protocol's requests and the tick waited seconds
+// behind the scans.
+const maxListings = 2
+
 // ListJobs asks every shard for its next q.Limit matching ids after
 // q.After and merges the sorted answers k-way. The master holds at most
 // shards × limit ids, whatever the number of jobs; a shard that is moving
 // is waited for (its request is held), not skipped.
 func (b restBackend) ListJobs(ctx context.Context, q rest.ListQuery) ([]store.Job, bool, error) {
+	b.m.listWaiting.Add(1)
+	select {
+	case b.m.listings <- struct{}{}:
+		b.m.listWaiting.Add(-1)
+	case <-ctx.Done():
+		b.m.listWaiting.Add(-1)
+		return nil, false, ctx.Err()
+	}
+	defer func() { <-b.m.listings }()
 	n := b.m.cfg.Cluster.Shards
 	ch := make(chan ipc.Reply, n)
 	for s := 0; s < n; s++ {

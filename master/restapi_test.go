@@ -1,12 +1,18 @@
 package master
 
 import (
+	"context"
 	"fmt"
 	"math/rand"
+	"runtime"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/tockd/tock/config"
 	"github.com/tockd/tock/ipc"
+	"github.com/tockd/tock/rest"
 	"github.com/tockd/tock/store"
 )
 
@@ -79,5 +85,42 @@ func TestRESTIdentityIsTheLineProtocols(t *testing.T) {
 				t.Errorf("namespace %q, id %q: REST says %v, line protocol %v", ns, id, r.Allows(id), line.allows(id))
 			}
 		}
+	}
+}
+
+// TestListingsAreBounded: however many REST listings are asked for at
+// once, at most maxListings fan out to the shards (each page scans every
+// job of every shard on the workers' loops); the others wait for a slot,
+// and give it up when their client goes.
+func TestListingsAreBounded(t *testing.T) {
+	const shards, clients = 4, 10
+	cfg := config.Config{}
+	cfg.Cluster.Shards = shards
+	// No shard has an owner: every request a listing routes is held, so
+	// Held counts the shard requests of the listings that got a slot.
+	m := &Master{cfg: cfg, router: NewRouter(shards, 1000, time.Hour), listings: make(chan struct{}, maxListings)}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, _, err := m.RESTBackend().ListJobs(ctx, rest.ListQuery{Limit: 1}); err == nil {
+				t.Error("a listing of unowned shards succeeded")
+			}
+		}()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for m.listWaiting.Load() != clients-maxListings || m.router.Held() != maxListings*shards {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting %d, held %d; want %d waiting and %d held", m.listWaiting.Load(), m.router.Held(),
+				clients-maxListings, maxListings*shards)
+		}
+		runtime.Gosched()
+	}
+	cancel()
+	wg.Wait()
+	if w := m.listWaiting.Load(); w != 0 || len(m.listings) != 0 {
+		t.Fatalf("after the clients went: %d waiting, %d slots taken", w, len(m.listings))
 	}
 }

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -105,12 +106,52 @@ func TestRedactURL(t *testing.T) {
 		{"not a url", "not a url"},
 		{"user:pass@host", "user:pass@host"},
 		{"", ""},
+		// An @ before the password's colon: url.Parse (and so the redis,
+		// amqp and http clients) takes the userinfo up to the last @, so
+		// "u@x" is the user and "secret" the password.
+		{"redis://u@x:secret@h", "redis://u@x@h"},
+		{"amqp://g@x:secret@h:5672/v", "amqp://g@x@h:5672/v"},
+		{"http://u@x:secret@h/p@q", "http://u@x@h/p@q"},
+		{"redis://u@x@h:6379", "redis://u@x@h:6379"},
+		{"redis://u@h:6379/a:b@c", "redis://u@h:6379/a:b@c"},
 	}
 	for _, tt := range tests {
 		if got := RedactURL(tt.in); got != tt.want {
 			t.Errorf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+		noPasswordLeft(t, tt.in)
 	}
+}
+
+// noPasswordLeft checks RedactURL against the parser the runners' clients
+// use: when url.Parse finds a password in s, it finds none in the
+// redacted text (or cannot parse it). Runner URLs all have a scheme, and
+// an empty password is no secret.
+func noPasswordLeft(t *testing.T, s string) {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil || u.Scheme == "" || strings.Index(s, "://") != len(u.Scheme) {
+		return
+	}
+	if pw, _ := u.User.Password(); pw == "" {
+		return
+	}
+	red := RedactURL(s)
+	if v, err := url.Parse(red); err == nil && v.User != nil {
+		if pw, _ := v.User.Password(); pw != "" {
+			t.Errorf("RedactURL(%q) = %q still holds password %q", s, red, pw)
+		}
+	}
+}
+
+// FuzzRedactURL: whatever the text, a password url.Parse sees in it is
+// gone from RedactURL's result.
+func FuzzRedactURL(f *testing.F) {
+	for _, s := range []string{"redis://user:secret@h", "redis://u@x:secret@h", "amqp://u:p@ss@host/v",
+		"http://host:8080/x?u=a:b@c", "redis://u:123/x@host", "http://u@h:1/a:b@c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) { noPasswordLeft(t, s) })
 }
 
 func BenchmarkAppendGet(b *testing.B) {

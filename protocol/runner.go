@@ -194,24 +194,29 @@ func RedactURL(s string) string {
 	}
 	scheme, rest := s[:i+3], s[i+3:]
 	end := strings.IndexAny(rest, ":@/?#")
-	if end < 0 || rest[end] != ':' {
-		return s // no userinfo, or a user without password
-	}
 	first := strings.IndexByte(rest, '@')
-	if first < end {
-		return s // host:port, no userinfo
-	}
-	if isPortThenPath(rest[end+1 : first]) {
+	switch {
+	case end < 0 || first < 0 || first < end:
+		return s // no userinfo
+	case rest[end] == '/' || rest[end] == '?' || rest[end] == '#':
+		return s // the authority ends before any @: no userinfo
+	case rest[end] == ':' && isPortThenPath(rest[end+1:first]):
 		return s // host:port/path@..., the @ is in the path
 	}
 	// The userinfo ends at the last @ before the path of what follows the
-	// first @, so an @ in the password is covered and one in the path is not.
+	// first @, as url.Parse (and so every runner's client) reads it: an @
+	// in the password, or in the user before the password's colon
+	// (u@x:secret@host), is covered; one in the path is not.
 	authEnd := len(rest)
 	if j := strings.IndexAny(rest[first:], "/?#"); j >= 0 {
 		authEnd = first + j
 	}
 	at := strings.LastIndexByte(rest[:authEnd], '@')
-	user := rest[:end]
+	colon := strings.IndexByte(rest[:at], ':')
+	if colon < 0 {
+		return s // a user without password
+	}
+	user := rest[:colon]
 	if user == "" {
 		return scheme + rest[at+1:]
 	}

@@ -67,7 +67,9 @@ type probe struct {
 	path   string // as sent (escaped)
 	token  string
 	body   string
-	down   bool // the backend is unavailable
+	down   bool   // the backend is unavailable
+	noAuth bool   // the server has no auth file
+	origin string // the Origin header a browser sends
 	status int
 }
 
@@ -83,6 +85,7 @@ func probes() []probe {
 		{op: "listJobs", method: "GET", path: "/jobs?limit=0", token: aSecret, status: 400},
 		{op: "listJobs", method: "GET", path: "/jobs", status: 401},
 		{op: "listJobs", method: "GET", path: "/jobs", token: adminSecret, down: true, status: 503},
+		{op: "listJobs", method: "GET", path: "/jobs", noAuth: true, origin: "http://evil.example", status: 403},
 
 		{op: "getJob", method: "GET", path: "/jobs/a.done", token: aSecret, status: 200},
 		{op: "getJob", method: "GET", path: "/jobs/a.web", token: aSecret, status: 200},
@@ -111,6 +114,7 @@ func probes() []probe {
 		{op: "listRules", method: "GET", path: "/rules", token: aSecret, status: 200},
 		{op: "listRules", method: "GET", path: "/rules?colour=red", token: aSecret, status: 400},
 		{op: "listRules", method: "GET", path: "/rules", status: 401},
+		{op: "listRules", method: "GET", path: "/rules", noAuth: true, origin: "null", status: 403},
 
 		{op: "getRule", method: "GET", path: "/rules/a.redis", token: aSecret, status: 200},
 		{op: "getRule", method: "GET", path: "/rules/a%0A", token: aSecret, status: 400},
@@ -160,6 +164,9 @@ func TestOpenAPIDescribesTheServer(t *testing.T) {
 		t.Run(fmt.Sprintf("%s_%d_%s", p.op, p.status, p.path), func(t *testing.T) {
 			b := fixture()
 			b.unavailable = p.down
+			if p.noAuth {
+				b.tokens = nil
+			}
 			srv := httptest.NewServer(New(b, nil).Handler())
 			defer srv.Close()
 			path, method, op := operation(doc, p.op)
@@ -175,6 +182,9 @@ func TestOpenAPIDescribesTheServer(t *testing.T) {
 			}
 			if p.token != "" {
 				req.Header.Set("Authorization", "Bearer "+p.token)
+			}
+			if p.origin != "" {
+				req.Header.Set("Origin", p.origin)
 			}
 			resp, err := srv.Client().Do(req)
 			if err != nil {
@@ -308,7 +318,8 @@ func TestEveryRouteIsDocumented(t *testing.T) {
 
 // busyProbes fills the HTTP listener's concurrency limit with requests held
 // by a slow backend, then calls every operation: each is answered 503 with
-// the documented error shape.
+// the documented error shape, but /health, which is served whatever the
+// load (and documents no 503).
 func busyProbes(t *testing.T, doc *openapi3.T, seen map[string]bool) {
 	b := fixture()
 	b.block, b.held = make(chan struct{}), make(chan struct{}, httpapi.MaxConcurrent)
@@ -316,7 +327,7 @@ func busyProbes(t *testing.T, doc *openapi3.T, seen map[string]bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httpapi.NewServer(ln, New(b, nil).Handler(), hclog.NewNullLogger())
+	srv := httpapi.NewServer(ln, New(b, nil).Handler(), hclog.NewNullLogger(), "/health")
 	srv.Serve()
 	defer srv.Shutdown(context.Background())
 	base := "http://" + ln.Addr().String()
@@ -352,6 +363,12 @@ func busyProbes(t *testing.T, doc *openapi3.T, seen map[string]bool) {
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
+			if op.Responses.Status(503) == nil { // a probe: served whatever the load
+				if resp.StatusCode != 200 {
+					t.Errorf("%s %s while busy: %d %s, want 200", method, path, resp.StatusCode, body)
+				}
+				continue
+			}
 			if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
 				t.Errorf("%s %s while busy: %d %s", method, path, resp.StatusCode, body)
 				continue

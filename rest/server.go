@@ -2,7 +2,10 @@ package rest
 
 import (
 	"errors"
+	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
@@ -101,13 +104,31 @@ func (s *Server) item(collection string, h itemHandler) handler {
 var (
 	errUnauthorized = errorf(http.StatusUnauthorized, "unauthorized")
 	errForbidden    = errorf(http.StatusForbidden, "forbidden")
+	errCrossOrigin  = errorf(http.StatusForbidden, "forbidden: a cross-origin request needs auth ([controller] auth_file)")
 )
 
 // authenticate checks the bearer token when auth is on. The secret is
 // compared by the backend in constant time, as AUTH is.
+//
+// Without auth, a request from a browser page of another origin is
+// refused, and on a loopback listener one for a host name other than
+// localhost (DNS rebinding: a page of evil.example whose name now points
+// at 127.0.0.1 is same-origin to the browser): the listener answers CORS preflights for any origin (the
+// monitoring endpoints are read by dashboards elsewhere), so otherwise any
+// web page the user visits could read the jobs and rules of a tock on
+// 127.0.0.1 and PUT a shell rule and a job due now (docs/rest.md,
+// Authentication).
 func (s *Server) authenticate(r *http.Request) (Identity, error) {
 	if !s.b.AuthEnabled() {
+		if crossOrigin(r) || rebound(r) {
+			return Identity{}, errCrossOrigin
+		}
 		return all, nil
+	}
+	// Exactly one Authorization header: with two, a proxy in front and
+	// this server might each pick a different one.
+	if len(r.Header.Values("Authorization")) > 1 {
+		return Identity{}, errUnauthorized
 	}
 	scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
@@ -122,4 +143,44 @@ func (s *Server) authenticate(r *http.Request) (Identity, error) {
 		return Identity{}, errUnauthorized
 	}
 	return id, nil
+}
+
+// crossOrigin reports whether r comes from a browser page of another
+// origin: browsers send Origin on every cross-origin fetch and on
+// same-origin ones but GET and HEAD; "null" (sandboxed frames, file:) and
+// an unparsable Origin count as another origin. The page's host:port must
+// be the one r was sent to.
+func crossOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return false
+	}
+	u, err := url.Parse(o)
+	if err != nil || u.Host == "" {
+		return true
+	}
+	return !strings.EqualFold(u.Host, r.Host)
+}
+
+// rebound reports whether r reached a loopback listener under a host name
+// other than localhost or an IP address: what a browser sends after DNS
+// rebinding, which no client of 127.0.0.1 needs.
+func rebound(r *http.Request) bool {
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(local.String())
+	if err != nil || !ap.Addr().Unmap().IsLoopback() {
+		return false
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+	if _, err := netip.ParseAddr(host); err == nil {
+		return false
+	}
+	return host != "localhost" && !strings.HasSuffix(host, ".localhost")
 }
