@@ -377,7 +377,7 @@ func TestREST_AuthNamespaces(t *testing.T) {
 	// INFO on the line protocol keeps to the namespace as GET does.
 	cl := dial(t, c.addr)
 	cl.expect("AUTH sk_deploy_a1b2c3", "OK")
-	cl.expect("i INFO other.1", "i ERROR forbidden")
+	cl.expect("i INFO other.1", `i ERROR forbidden: outside this token's namespace "deploy."`)
 	if got := cl.do("i INFO deploy.1"); !strings.HasPrefix(got, "i OK planned 4102444800000000000 shard=") {
 		t.Fatalf("INFO deploy.1: %q", got)
 	}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -131,6 +132,14 @@ func TestQueryParsers(t *testing.T) {
 	if n, err := QueryInt(q, "n", 0, 0, 10); err == nil || StatusOf(err) != 400 || !strings.Contains(err.Error(), `bad n "12": want an integer from 0 to 10`) {
 		t.Fatalf("QueryInt: %d %v", n, err)
 	}
+	// Any int: the message says so, not the int's range.
+	if _, err := QueryInt(q, "n", 0, math.MinInt, math.MaxInt); err != nil {
+		t.Fatalf("QueryInt any int: %v", err)
+	}
+	q["w"] = []string{"1.5"}
+	if _, err := QueryInt(q, "w", 0, math.MinInt, math.MaxInt); err == nil || err.Error() != `bad w "1.5": want an integer` {
+		t.Fatalf("QueryInt any int: %v", err)
+	}
 	if n, err := QueryInt(q, "missing", 7, 0, 10); n != 7 || err != nil {
 		t.Fatalf("QueryInt default: %d %v", n, err)
 	}
@@ -154,7 +163,7 @@ func TestLimit(t *testing.T) {
 		entered.Done()
 		<-release
 		w.WriteHeader(200)
-	}), 2)
+	}), 2, nil)
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Add(1)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -18,6 +19,9 @@ func QueryInt(q url.Values, name string, def, lo, hi int) (int, error) {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < lo || n > hi {
+		if lo == math.MinInt && hi == math.MaxInt {
+			return 0, BadRequest("bad %s %q: want an integer", name, s)
+		}
 		return 0, BadRequest("bad %s %q: want an integer from %d to %d", name, s, lo, hi)
 	}
 	return n, nil

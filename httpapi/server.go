@@ -7,14 +7,18 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 )
 
-// Limits of the HTTP listener. There is deliberately no write timeout (as
-// in nats-server): a large reply to a slow reader would be cut short.
+// Limits of the HTTP listener. The write timeout is per request and
+// generous (a 10 MB /connz needs under 200 kB/s): without one, clients
+// that ask for large replies and never read them would hold every request
+// slot for good.
 const (
 	ReadHeaderTimeout = 5 * time.Second
 	ReadTimeout       = 30 * time.Second
@@ -23,7 +27,17 @@ const (
 	// MaxConcurrent bounds requests being served at once; beyond it a
 	// request is answered 503 at once instead of queueing without bound.
 	MaxConcurrent = 128
+	// MaxConns bounds open HTTP connections (idle keep-alive ones
+	// included); more wait in the backlog. It keeps the master's file
+	// descriptors for clients of the line protocol and for its workers.
+	MaxConns     = 1024
+	WriteTimeout = time.Minute
 )
+
+// writeTimeout is WriteTimeout in ns; tests shorten it.
+var writeTimeout atomic.Int64
+
+func init() { writeTimeout.Store(int64(WriteTimeout)) }
 
 // Server is the HTTP listener: a net/http server with tock's limits over a
 // listener that may be inherited across a master restart.
@@ -44,11 +58,14 @@ func Listen(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-// NewServer prepares h on ln; Serve starts it.
-func NewServer(ln net.Listener, h http.Handler, log hclog.Logger) *Server {
+// NewServer prepares h on ln; Serve starts it. Requests for the paths in
+// unbounded (probes with tiny replies, such as /healthz) are served even
+// when MaxConcurrent requests are in progress: a liveness probe must not
+// fail because other clients are slow.
+func NewServer(ln net.Listener, h http.Handler, log hclog.Logger, unbounded ...string) *Server {
 	s := &Server{ln: ln, log: log, done: make(chan struct{})}
 	s.srv = &http.Server{
-		Handler:           limit(h, MaxConcurrent),
+		Handler:           limit(h, MaxConcurrent, unbounded),
 		ReadHeaderTimeout: ReadHeaderTimeout,
 		ReadTimeout:       ReadTimeout,
 		IdleTimeout:       IdleTimeout,
@@ -67,7 +84,7 @@ func (s *Server) Serve() {
 	s.served = true
 	go func() {
 		defer close(s.done)
-		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.srv.Serve(newLimitListener(s.ln, MaxConns)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", "addr", s.ln.Addr().String(), "error", err)
 		}
 	}()
@@ -137,10 +154,19 @@ func InheritedListener(env string) (net.Listener, error) {
 	return ln, nil
 }
 
-// limit answers 503 when n requests are already being served.
-func limit(h http.Handler, n int) http.Handler {
+// limit answers 503 when n requests are already being served (except on
+// the unbounded paths), and gives each request writeTimeout to write its
+// reply, so a client that stops reading frees its slot.
+func limit(h http.Handler, n int, unbounded []string) http.Handler {
 	sem := make(chan struct{}, n)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Not every ResponseWriter has a deadline (httptest's has not);
+		// then there is no connection to hold either.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(time.Duration(writeTimeout.Load())))
+		if slices.Contains(unbounded, r.URL.Path) {
+			h.ServeHTTP(w, r)
+			return
+		}
 		select {
 		case sem <- struct{}{}:
 		default:

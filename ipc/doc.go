@@ -42,7 +42,11 @@
 //	M→B Outcome            master forwards them to the shard's owner
 //
 // A request that reaches a worker after it released the shard is answered
-// KindNotOwned and routed again.
+// KindNotOwned and routed again. Acquire and Release carry a Seq that the
+// answer echoes, so a late or duplicated answer is never taken for the
+// current one; Welcome and Acquire carry the owner Epoch the worker records
+// in the shard file (fencing). A worker that exits writes all its queued
+// frames (its last Outcomes) and closes the link first.
 //
 // # Evolving the protocol
 //

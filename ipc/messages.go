@@ -41,6 +41,8 @@ type Welcome struct {
 	Shards   []int        `json:"shards"`
 	Running  []RunningJob `json:"running,omitempty"`
 	Rules    Rules        `json:"rules"`
+	// Epoch is the owner epoch the worker opens Shards at (see Acquire).
+	Epoch uint64 `json:"epoch,omitempty"`
 }
 
 // RunningJob is an execution still running in another (draining) worker;
@@ -55,6 +57,8 @@ type RunningJob struct {
 // Ready reports that the listed shards are open and replayed. A non-empty
 // Error means opening failed; ShardErrors names the failing shards.
 type Ready struct {
+	// Seq is the Acquire's, echoed (0 for the boot's Ready).
+	Seq         uint64         `json:"seq,omitempty"`
 	Shards      []int          `json:"shards"`
 	Error       string         `json:"error,omitempty"`
 	ShardErrors map[int]string `json:"shard_errors,omitempty"`
@@ -75,6 +79,14 @@ type RulesAck struct {
 type Acquire struct {
 	Shards  []int        `json:"shards"`
 	Running []RunningJob `json:"running,omitempty"`
+	// Epoch fences the shards: the master gives every owner it hands a
+	// shard to a higher epoch than any before, the worker records it in the
+	// shard file, and a file recorded at a higher epoch refuses to open (a
+	// stale owner cannot write over a newer one).
+	Epoch uint64 `json:"epoch,omitempty"`
+	// Seq is echoed in the Ready, so the master matches answers to
+	// requests (a late or duplicated answer is dropped).
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // Prepare asks a worker to read shards it is about to acquire while their
@@ -95,11 +107,15 @@ type Prepared struct {
 // answers Released. Requests for released shards get KindNotOwned.
 type Release struct {
 	Shards []int `json:"shards"`
+	// Seq is echoed in the Released.
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // Released confirms a Release. Running lists executions of those shards still
 // running in this worker; their outcomes follow as Outcome messages.
 type Released struct {
+	// Seq is the Release's, echoed.
+	Seq     uint64       `json:"seq,omitempty"`
 	Shards  []int        `json:"shards"`
 	Running []RunningJob `json:"running,omitempty"`
 	Error   string       `json:"error,omitempty"`

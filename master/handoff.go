@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/tockd/tock/internal/systemd"
@@ -100,17 +101,17 @@ func (m *Master) replaceSlot(i, phase int) error {
 	old, shards := s.cur, slices.Clone(s.shards)
 	s.cur = np
 	if old != nil {
-		old.mu.Lock()
-		old.draining = true
-		old.mu.Unlock()
 		s.old = append(s.old, old)
 	}
 	m.mu.Unlock()
+	if old != nil {
+		old.setState(workerDraining, fmt.Sprintf("replaced at phase %d", phase))
+	}
 	m.watch(np)
 	// Let the new worker read the shards while the old one still serves
 	// them; each handoff then only catches up. Best effort: without it the
 	// handoff replays the whole shard.
-	if _, err := request(np, ipc.TypePrepare, ipc.Prepare{Shards: shards}, np.prepared, m.cfg.Cluster.WorkerBootTimeout.Duration); err != nil {
+	if _, err := request(np, ipc.TypePrepare, ipc.Prepare{Shards: shards}, np.prepared, m.cfg.Cluster.WorkerBootTimeout.Duration, nil, nil); err != nil {
 		np.log.Warn("read-ahead of shards failed; handing off with full replays", "error", err)
 	}
 	// One shard at a time: each hold lasts one shard's replay, not the
@@ -118,7 +119,7 @@ func (m *Master) replaceSlot(i, phase int) error {
 	// map is the truth): after an aborted rollout some may still be with
 	// an older draining worker rather than with old.
 	for _, sh := range shards {
-		from := m.router.Owner(sh)
+		from := m.awaitOwner(sh)
 		if from == np {
 			continue
 		}
@@ -157,6 +158,23 @@ func (m *Master) retireEmpty(s *slot) {
 	}
 }
 
+// awaitOwner returns shard n's owner. A shard without one is being
+// handed to one (its owner died during the rollout and the supervisor is
+// adopting it): wait for that, up to the boot timeout.
+func (m *Master) awaitOwner(n int) *proc {
+	deadline := time.Now().Add(m.cfg.Cluster.WorkerBootTimeout.Duration)
+	for {
+		if p := m.router.Owner(n); p != nil || time.Now().After(deadline) {
+			return p
+		}
+		select {
+		case <-m.stopCh:
+			return nil
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 // slotDown reports whether slot i has no running worker or one is being
 // booted to replace a crashed one.
 func (m *Master) slotDown(i int) bool {
@@ -174,46 +192,86 @@ func (m *Master) bootSpare(i, phase int) (*proc, error) {
 // failing a request: hold the shards' requests, let the old owner answer
 // what it has and release, let the new owner replay, then release the held
 // requests to it. from may be nil (a dead worker: the shards are on disk).
+//
+// Every failure ends with exactly one owner (see the table in doc.go): a
+// process that may still have a shard open is killed and reaped before
+// anyone else opens it, and a shard whose owners both failed is left to
+// the supervisor, which opens it in the killed new owner's replacement.
 func (m *Master) handoff(from, to *proc, shards []int) error {
 	if len(shards) == 0 {
 		return nil
 	}
 	timeout := m.cfg.Cluster.WorkerBootTimeout.Duration
 	start := time.Now()
+	// While shards move from a live worker, readiness (/healthz) stays ok:
+	// their requests are held and answered by the new owner, none fails.
+	// Once the handoff ends, a shard left without an owner is unready
+	// again. Shards of a dead worker (from == nil) were unready already.
+	if from != nil {
+		m.router.SetHandoff(shards, true)
+		defer m.router.SetHandoff(shards, false)
+	}
 	m.router.SetOwner(shards, nil)
 	var running []ipc.RunningJob
 	if from != nil {
+		m.setShards(shards, shardReleasing, from, "handoff")
 		// From here the shards are no longer from's: if it dies now, its
 		// replacement must not open them.
 		from.mu.Lock()
 		from.shards = slices.DeleteFunc(slices.Clone(from.shards), func(s int) bool { return slices.Contains(shards, s) })
 		from.mu.Unlock()
-		rel, err := request(from, ipc.TypeRelease, ipc.Release{Shards: shards}, from.released, timeout)
-		if err == nil && !sameShards(rel.Shards, shards) {
+		rel, err := request(from, ipc.TypeRelease, ipc.Release{Shards: shards}, from.released, timeout,
+			func(r ipc.Released) uint64 { return r.Seq }, func(r *ipc.Release, seq uint64) { r.Seq = seq })
+		switch {
+		case err == nil && !sameShards(rel.Shards, shards):
 			// It did not own them all: someone else may. Opening them here
-			// could make two writers; give back what it did release.
-			// The rest stay unowned (their requests expire as "shard
+			// could make two writers; give back what it did release. The
+			// rest stay unowned (their requests expire as "shard
 			// unavailable"): safe, where guessing an owner is not.
 			m.giveBack(from, rel.Shards, rel.Running)
 			return fmt.Errorf("worker %d released %v, not %v", from.index, rel.Shards, shards)
-		}
-		if err != nil {
+		case err == nil && rel.Error != "":
+			// It closed the shards, but what it wrote may not all be
+			// durable: the handoff fails, and it reopens them from their
+			// files, so memory matches the disk again.
+			m.giveBack(from, shards, rel.Running)
+			return fmt.Errorf("worker %d failed to release shards %v: %s", from.index, shards, rel.Error)
+		case err != nil:
 			// The old owner must not write the shards once another opens
 			// them: make sure it is gone, then continue from disk.
 			from.log.Warn("old owner did not release; killing it and continuing from disk", "error", err)
-			from.kill()
-			<-from.exited
-		} else {
+			from.killAndReap("no answer to Release: " + err.Error())
+		default:
 			running = rel.Running
 		}
 	}
 	released := time.Since(start)
-	ready, err := request(to, ipc.TypeAcquire, ipc.Acquire{Shards: shards, Running: running}, to.ready, timeout)
+	m.setShards(shards, shardAcquiring, to, "released")
+	ready, err := request(to, ipc.TypeAcquire, ipc.Acquire{Shards: shards, Running: running, Epoch: m.epochs.next()}, to.ready, timeout,
+		func(r ipc.Ready) uint64 { return r.Seq }, func(a *ipc.Acquire, seq uint64) { a.Seq = seq })
 	if err == nil && ready.Error != "" {
+		// It answered and opened nothing: the old owner takes them back.
 		err = fmt.Errorf("new owner cannot open shards: %s", ready.Error)
+		if !m.giveBack(from, shards, running) {
+			m.orphan(to, shards, "new owner cannot open them and the old one is gone")
+		}
+		return err
 	}
 	if err != nil {
-		m.giveBack(from, shards, running)
+		// It may be replaying them still, and would write them once done:
+		// it must be gone before anyone else opens them. Who opens them
+		// next is decided before it is killed: the old owner if it is
+		// alive, else the new owner's replacement.
+		to.log.Warn("new owner did not acquire in time; killing it", "shards", shards, "error", err)
+		if !from.canOwn() {
+			m.orphan(to, shards, "new owner failed and the old one is gone")
+			to.killAndReap("no answer to Acquire: " + err.Error())
+			return err
+		}
+		to.killAndReap("no answer to Acquire: " + err.Error())
+		if !m.giveBack(from, shards, running) {
+			m.log.Error("shards left without an owner after a failed handoff", "shards", shards)
+		}
 		return err
 	}
 	to.mu.Lock()
@@ -225,6 +283,7 @@ func (m *Master) handoff(from, to *proc, shards []int) error {
 	slices.Sort(to.shards)
 	to.mu.Unlock()
 	m.router.SetOwner(shards, to)
+	m.setShards(shards, shardOwned, to, "acquired")
 	m.log.Info("shards handed off", "shards", shards, "to", to.index, "held", time.Since(start), "release", released)
 	return nil
 }
@@ -234,41 +293,96 @@ func sameShards(a, b []int) bool {
 	return slices.Equal(a, b)
 }
 
-// giveBack returns shards to their old owner after a failed handoff, so
-// they are not left without one. If it is gone too, they stay held until
-// its slot's replacement opens them.
-func (m *Master) giveBack(from *proc, shards []int, running []ipc.RunningJob) {
-	if from == nil || !from.isBooted() {
-		return
+// giveBack returns shards to their old owner after a failed handoff (the
+// new owner is dead or never opened them), so they are not left without
+// one. It reports false when from cannot own them (gone or dying): the
+// caller then orphans them. If from fails to take them it is killed, and
+// its successor opens them with the rest of its shards.
+func (m *Master) giveBack(from *proc, shards []int, running []ipc.RunningJob) bool {
+	if len(shards) == 0 {
+		return true
 	}
-	ready, err := request(from, ipc.TypeAcquire, ipc.Acquire{Shards: shards, Running: running}, from.ready, m.cfg.Cluster.WorkerBootTimeout.Duration)
-	if err != nil || ready.Error != "" {
-		from.log.Error("cannot give shards back after a failed handoff", "shards", shards, "error", err)
-		return
+	if !from.canOwn() {
+		return false
 	}
+	m.setShards(shards, shardReclaiming, from, "handoff failed")
+	// Its shards from now: if it fails, its successor opens them.
 	from.mu.Lock()
 	from.shards = slices.Sorted(slices.Values(append(slices.Clone(from.shards), shards...)))
 	from.mu.Unlock()
+	ready, err := request(from, ipc.TypeAcquire, ipc.Acquire{Shards: shards, Running: running, Epoch: m.epochs.next()}, from.ready, m.cfg.Cluster.WorkerBootTimeout.Duration,
+		func(r ipc.Ready) uint64 { return r.Seq }, func(a *ipc.Acquire, seq uint64) { a.Seq = seq })
+	if err != nil || ready.Error != "" {
+		from.log.Error("cannot give shards back after a failed handoff; killing it, its successor opens them", "shards", shards, "error", err, "ready_error", ready.Error)
+		m.setShards(shards, shardOrphaned, from, "old owner failed to take them back")
+		from.killAndReap("failed to take shards back")
+		return true
+	}
+	m.spans.reclaimed(from, running)
 	m.router.SetOwner(shards, from)
+	m.setShards(shards, shardOwned, from, "given back")
+	return true
 }
 
-// request sends a control message and waits for its answer on ch.
-func request[T any](p *proc, t ipc.Type, msg any, ch chan T, timeout time.Duration) (T, error) {
+// orphan gives shards whose old owner is gone to to's slot: to is killed
+// after this (or is dead already), and the slot's next worker, the
+// supervisor's replacement of to, opens them. If that replacement is up
+// already, it adopts them now.
+func (m *Master) orphan(to *proc, shards []int, why string) {
+	m.setShards(shards, shardOrphaned, to, why)
+	m.mu.Lock()
+	if to.index >= len(m.slots) {
+		m.mu.Unlock()
+		m.log.Error("orphaned shards have no slot to go to", "shards", shards, "worker", to.index)
+		return
+	}
+	home := m.slots[to.index]
+	cur := home.cur
+	if cur == to || cur == nil || home.replacing {
+		home.orphans = slices.Compact(slices.Sorted(slices.Values(append(home.orphans, shards...))))
+		m.mu.Unlock()
+		return
+	}
+	m.mu.Unlock()
+	go func() {
+		if err := m.handoff(nil, cur, shards); err != nil {
+			m.log.Error("adopt orphaned shards", "shards", shards, "error", err)
+		}
+	}()
+}
+
+// requestSeq numbers handoff requests, so an answer is matched to its
+// request: a late answer to a timed-out one, or a duplicate, is dropped.
+var requestSeq atomic.Uint64
+
+// request sends a control message and waits for its answer on ch: the
+// first whose sequence number (seqOf) is the request's (set by setSeq).
+// Answers to other requests are logged and dropped.
+func request[T, M any](p *proc, t ipc.Type, msg M, ch chan T, timeout time.Duration, seqOf func(T) uint64, setSeq func(*M, uint64)) (T, error) {
 	var zero T
-	for len(ch) > 0 { // a late answer to an earlier, timed-out request
-		<-ch
+	seq := requestSeq.Add(1)
+	if setSeq != nil {
+		setSeq(&msg, seq)
 	}
 	if err := p.link.SendJSON(t, msg); err != nil {
 		return zero, err
 	}
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
-	select {
-	case v := <-ch:
-		return v, nil
-	case <-p.linkDone:
-		return zero, errors.New("worker exited")
-	case <-timer.C:
-		return zero, fmt.Errorf("no answer to %s within %s", t, timeout)
+	for {
+		select {
+		case v := <-ch:
+			if seqOf != nil {
+				if got := seqOf(v); got != 0 && got != seq {
+					p.log.Warn("dropped an answer to another request", "type", t, "seq", got, "want", seq)
+					continue
+				}
+			}
+			return v, nil
+		case <-p.linkDone:
+			return zero, errors.New("worker exited")
+		case <-timer.C:
+			return zero, fmt.Errorf("no answer to %s within %s", t, timeout)
+		}
 	}
 }

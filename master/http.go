@@ -57,7 +57,7 @@ func (m *Master) listenHTTP() error {
 			return err
 		}
 	}
-	m.http = httpapi.NewServer(ln, m.httpMux, m.log.Named("http"))
+	m.http = httpapi.NewServer(ln, m.httpMux, m.log.Named("http"), "/healthz")
 	return nil
 }
 

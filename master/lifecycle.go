@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 
+	"github.com/tockd/tock/httpapi"
 	"golang.org/x/sys/unix"
 )
 
@@ -75,17 +76,7 @@ func (m *Master) Reload() error {
 
 // ListenerFile returns a duplicate of the client listener's socket without
 // close-on-exec, for a re-executed master to inherit.
-func (m *Master) ListenerFile() (*os.File, error) {
-	tl, ok := m.listener.(*net.TCPListener)
-	if !ok {
-		return nil, errors.New("listener is not TCP")
-	}
-	f, err := tl.File()
-	if err != nil {
-		return nil, fmt.Errorf("dup listener: %w", err)
-	}
-	return clearCloexec(f)
-}
+func (m *Master) ListenerFile() (*os.File, error) { return httpapi.ListenerFile(m.listener) }
 
 // clearCloexec makes f inherited by an exec.
 func clearCloexec(f *os.File) (*os.File, error) {
@@ -111,20 +102,10 @@ func InheritedControlListener() (net.Listener, error) {
 func InheritedListener() (net.Listener, error) { return inheritedFD(EnvListenFD, "listener") }
 
 // inheritedFD opens the listener whose fd the environment variable env
-// names, and removes the variable.
+// names, and removes the variable (the same plumbing as the HTTP
+// listener's).
 func inheritedFD(env, what string) (net.Listener, error) {
-	v := os.Getenv(env)
-	if v == "" {
-		return nil, nil
-	}
-	os.Unsetenv(env)
-	var fd int
-	if _, err := fmt.Sscanf(v, "%d", &fd); err != nil || fd < 3 {
-		return nil, fmt.Errorf("bad %s=%q", env, v)
-	}
-	f := os.NewFile(uintptr(fd), what)
-	ln, err := net.FileListener(f)
-	f.Close()
+	ln, err := httpapi.InheritedListener(env)
 	if err != nil {
 		return nil, fmt.Errorf("inherited %s: %w", what, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/tockd/tock/httpapi"
 	"github.com/tockd/tock/internal/systemd"
 	"github.com/tockd/tock/ipc"
+	"github.com/tockd/tock/store"
 )
 
 // Version is set by cmd/tock.
@@ -61,8 +62,16 @@ type Master struct {
 	log  hclog.Logger
 
 	router *Router
-	rules  *ruleSet
-	tls    *tls.Config
+	spans  *spanning
+	// dirLock is the data dir's lock, held from New until Run returns.
+	dirLock *store.FileLock
+	epochs  *epochs
+	// spawner starts workers (execSpawner; tests script fake ones).
+	spawner Spawner
+	// shardState is every shard's handoff state (states.go).
+	shardState *shardStates
+	rules      *ruleSet
+	tls        *tls.Config
 	// auth is the loaded auth file; nil when auth is off. Swapped on SIGHUP.
 	auth atomic.Pointer[tokenStore]
 
@@ -80,9 +89,13 @@ type Master struct {
 	// control server has stopped, for a hot restart (under mu).
 	controlFile *os.File
 
-	mu         sync.Mutex
-	slots      []*slot
-	booting    []*proc // started, not yet in a slot
+	mu      sync.Mutex
+	slots   []*slot
+	booting []*proc // started, not yet in a slot
+	// live is every worker process started and not yet reaped, wherever it
+	// is (booting, in a slot, draining, or removed by a scale down but
+	// still finishing its executions): what /stats and /metrics count.
+	live       []*proc
 	phase      int
 	stopping   bool
 	halted     bool
@@ -113,6 +126,9 @@ type slot struct {
 	// for its backoff); rollouts and rebalancing leave the slot alone.
 	replacing bool
 	old       []*proc
+	// orphans are shards waiting for this slot's next worker: their owner
+	// died while the slot's worker was down (see adoptOrphans).
+	orphans []int
 }
 
 // New prepares a master: validates the data dir and loads the rule set. It
@@ -121,6 +137,7 @@ func New(cfg config.Config, opts Options, log hclog.Logger) (*Master, error) {
 	m := &Master{
 		cfg: cfg, opts: opts, log: log, started: time.Now(),
 		router: NewRouter(cfg.Cluster.Shards, maxHeldPerShard, cfg.Cluster.WorkerBootTimeout.Duration),
+		spans:  newSpanning(), spawner: execSpawner{}, shardState: newShardStates(cfg.Cluster.Shards),
 		stopCh: make(chan struct{}), done: make(chan struct{}),
 	}
 	m.conns.init()
@@ -128,28 +145,53 @@ func New(cfg config.Config, opts Options, log hclog.Logger) (*Master, error) {
 	m.configTime = m.started
 	m.httpMux = m.newHTTPMux()
 	m.wd.every = opts.WatchdogInterval
+	epochDir, dir := "", cfg.Database.DataDir
+	if dir != "" {
+		// First: a second master on this data dir stops here, before it
+		// reads or writes anything in it (in memory mode too: the control
+		// socket lives there).
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create data dir: %w", err)
+		}
+		lock, err := lockDataDir(dir)
+		if err != nil {
+			return nil, err
+		}
+		m.dirLock = lock
+	}
 	if cfg.Database.Persistence != config.PersistenceMemory {
-		dir := cfg.Database.DataDir
 		if err := os.MkdirAll(filepath.Join(dir, "shards"), 0o755); err != nil {
+			m.unlockDataDir()
 			return nil, fmt.Errorf("create data dir: %w", err)
 		}
 		if err := checkManifest(dir, cfg.Cluster.Shards); err != nil {
+			m.unlockDataDir()
 			return nil, err
 		}
+		epochDir = dir
 	}
+	ep, err := loadEpochs(epochDir)
+	if err != nil {
+		m.unlockDataDir()
+		return nil, err
+	}
+	m.epochs = ep
 	id, err := loadServerID(cfg)
 	if err != nil {
+		m.unlockDataDir()
 		return nil, err
 	}
 	m.serverID = id
 	rules, err := openRuleSet(cfg, log.Named("rules"))
 	if err != nil {
+		m.unlockDataDir()
 		return nil, err
 	}
 	m.rules = rules
 	if cfg.Controller.AuthFile != "" {
 		ts, err := loadAuthFile(cfg.Controller.AuthFile)
 		if err != nil {
+			m.unlockDataDir()
 			return nil, err
 		}
 		m.auth.Store(ts)
@@ -157,6 +199,7 @@ func New(cfg config.Config, opts Options, log hclog.Logger) (*Master, error) {
 	if cfg.Controller.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.Controller.TLSCert, cfg.Controller.TLSKey)
 		if err != nil {
+			m.unlockDataDir()
 			return nil, fmt.Errorf("load tls certificate: %w", err)
 		}
 		m.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
@@ -171,6 +214,7 @@ func (m *Master) Addr() net.Addr { return m.listener.Addr() }
 // Stop is called; it then stops the cluster gracefully.
 func (m *Master) Run(ctx context.Context) error {
 	defer close(m.done)
+	defer m.unlockDataDir()
 	if err := m.listen(); err != nil {
 		return err
 	}
@@ -232,6 +276,15 @@ func (m *Master) Run(ctx context.Context) error {
 		return ErrRestart
 	}
 	return nil
+}
+
+// unlockDataDir releases the data dir's lock (a master re-executing
+// itself takes it again in its new image).
+func (m *Master) unlockDataDir() {
+	if err := m.dirLock.Unlock(); err != nil {
+		m.log.Warn("unlock data dir", "error", err)
+	}
+	m.dirLock = nil
 }
 
 // Stop asks Run to stop gracefully.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -96,10 +97,16 @@ func (m *Master) writeDeadline() time.Duration {
 	return config.DefaultWriteDeadline
 }
 
-// allProcs lists every worker process the master tracks.
+// allProcs lists every worker process the master tracks: those in slots
+// first, then the ones only m.live knows (booting, or removed by a scale
+// down and still draining), each once.
 func (m *Master) allProcs() []*proc {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.allProcsLocked()
+}
+
+func (m *Master) allProcsLocked() []*proc {
 	var out []*proc
 	for _, s := range m.slots {
 		if s.cur != nil {
@@ -107,7 +114,23 @@ func (m *Master) allProcs() []*proc {
 		}
 		out = append(out, s.old...)
 	}
-	return append(out, m.booting...)
+	for _, p := range append(slices.Clone(m.booting), m.live...) {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// reap waits for a worker process to exit, moves its figures into the
+// retired totals and only then forgets it: a scrape sees its figures
+// either live or retired, never neither, so counters never go back.
+func (m *Master) reap(p *proc) {
+	<-p.exited
+	m.retireMetrics(p)
+	m.mu.Lock()
+	m.live = slices.DeleteFunc(m.live, func(q *proc) bool { return q == p })
+	m.mu.Unlock()
 }
 
 // retireMetrics moves a process's last figures into the cluster's totals

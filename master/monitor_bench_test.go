@@ -18,11 +18,13 @@ func loadedMaster(tb testing.TB) *Master {
 	tb.Helper()
 	cfg := config.Default()
 	cfg.Database.Persistence = config.PersistenceMemory
+	cfg.Database.DataDir = tb.TempDir() // the master locks it, memory mode too
 	cfg.Cluster.Shards = 64
 	m, err := New(cfg, Options{}, hclog.NewNullLogger())
 	if err != nil {
 		tb.Fatal(err)
 	}
+	tb.Cleanup(m.unlockDataDir)
 	full := func(bounds []float64) ipc.Histogram {
 		h := ipc.Histogram{}
 		for i, b := range bounds {

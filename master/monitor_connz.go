@@ -254,7 +254,11 @@ func (m *Master) serveConnz(w http.ResponseWriter, r *http.Request) error {
 	if opts.Auth, err = httpapi.QueryBool(q, "auth", false); err != nil {
 		return err
 	}
-	if opts.Subs, err = httpapi.QueryBool(q, "subs", false); err != nil {
+	// As nats-server: subs=detail asks for subscription details (tock has
+	// no subscriptions, so it is subs=1), and state is read in any case.
+	if strings.EqualFold(q.Get("subs"), "detail") {
+		opts.Subs = true
+	} else if opts.Subs, err = httpapi.QueryBool(q, "subs", false); err != nil {
 		return err
 	}
 	if opts.Offset, err = httpapi.QueryInt(q, "offset", 0, math.MinInt, math.MaxInt); err != nil {
@@ -265,6 +269,9 @@ func (m *Master) serveConnz(w http.ResponseWriter, r *http.Request) error {
 	}
 	if opts.CID, err = httpapi.QueryUint64(q, "cid", 0); err != nil {
 		return err
+	}
+	if q.Has("state") {
+		q.Set("state", strings.ToLower(q.Get("state")))
 	}
 	if opts.State, err = httpapi.QueryEnum(q, "state", StateOpen, connzStates); err != nil {
 		return err

@@ -18,12 +18,13 @@ import (
 type proc struct {
 	index   int
 	phase   int
-	cmd     *exec.Cmd
+	process WorkerProcess
 	link    *ipc.Link
 	log     hclog.Logger
 	started time.Time
 
 	mu          sync.Mutex
+	state       workerState // see states.go
 	pid         int
 	booted      bool
 	welcomed    bool // has the rule set; receives every later change
@@ -61,18 +62,39 @@ type spawnSpec struct {
 	env   []string
 }
 
-// spawn starts `tock worker` with its link on fd 3 and its stderr piped to
+// Spawner starts worker processes: the seam between the supervisor and
+// the OS. The master uses execSpawner; tests script fake workers that talk
+// the IPC protocol over a socketpair, in-process.
+type Spawner interface {
+	// Spawn starts one worker and returns the master's end of its link.
+	Spawn(spec spawnSpec, log hclog.Logger) (*ipc.Link, WorkerProcess, error)
+}
+
+// WorkerProcess is a started worker as the supervisor controls it.
+type WorkerProcess interface {
+	Pid() int
+	// Kill ends the process at once; os.ErrProcessDone if it has exited.
+	Kill() error
+	Signal(os.Signal) error
+	// Wait blocks until the process has exited and been reaped.
+	Wait() error
+}
+
+// execSpawner starts `tock worker` processes.
+type execSpawner struct{}
+
+// Spawn starts `tock worker` with its link on fd 3 and its stderr piped to
 // the master's logger.
-func spawn(spec spawnSpec, log hclog.Logger) (*proc, error) {
+func (execSpawner) Spawn(spec spawnSpec, log hclog.Logger) (*ipc.Link, WorkerProcess, error) {
 	masterEnd, workerEnd, err := ipc.Socketpair()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer workerEnd.Close()
 	stderr, err := newLogRelay(log)
 	if err != nil {
 		masterEnd.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	args := append([]string{"worker", "--index", fmt.Sprint(spec.index), "--phase", fmt.Sprint(spec.phase)}, spec.args...)
 	cmd := exec.Command(spec.exe, args...)
@@ -87,24 +109,50 @@ func spawn(spec spawnSpec, log hclog.Logger) (*proc, error) {
 	if err := cmd.Start(); err != nil {
 		masterEnd.Close()
 		stderr.close()
-		return nil, fmt.Errorf("start worker %d: %w", spec.index, err)
+		return nil, nil, fmt.Errorf("start worker %d: %w", spec.index, err)
 	}
 	stderr.started()
 	link, err := ipc.FileLink(masterEnd)
 	if err != nil {
 		cmd.Process.Kill()
+		cmd.Wait()
+		stderr.close()
+		return nil, nil, err
+	}
+	return link, &execProcess{cmd: cmd, relay: stderr}, nil
+}
+
+// execProcess is a worker started by execSpawner.
+type execProcess struct {
+	cmd   *exec.Cmd
+	relay *logRelay
+}
+
+func (e *execProcess) Pid() int                   { return e.cmd.Process.Pid }
+func (e *execProcess) Kill() error                { return e.cmd.Process.Kill() }
+func (e *execProcess) Signal(sig os.Signal) error { return e.cmd.Process.Signal(sig) }
+
+func (e *execProcess) Wait() error {
+	err := e.cmd.Wait()
+	e.relay.close()
+	return err
+}
+
+// spawn starts a worker through sp and wraps it for the supervisor.
+func spawn(sp Spawner, spec spawnSpec, log hclog.Logger) (*proc, error) {
+	link, wp, err := sp.Spawn(spec, log)
+	if err != nil {
 		return nil, err
 	}
 	p := &proc{
-		index: spec.index, phase: spec.phase, cmd: cmd, link: link, started: time.Now(),
-		pid: cmd.Process.Pid, inflight: map[uint64]*pending{}, calls: map[uint64]chan ipc.CallReply{},
+		index: spec.index, phase: spec.phase, process: wp, link: link, started: time.Now(), state: workerBooting,
+		pid: wp.Pid(), inflight: map[uint64]*pending{}, calls: map[uint64]chan ipc.CallReply{},
 		hello: make(chan ipc.Hello, 1), ready: make(chan ipc.Ready, 4), released: make(chan ipc.Released, 4), prepared: make(chan ipc.Prepared, 4),
 		rulesAck: make(chan uint64, 64), exited: make(chan struct{}), linkDone: make(chan struct{}),
-		log: log.With("worker", spec.index, "pid", cmd.Process.Pid),
+		log: log.With("worker", spec.index, "pid", wp.Pid()),
 	}
 	go func() {
-		p.exitErr = cmd.Wait()
-		stderr.close()
+		p.exitErr = wp.Wait()
 		close(p.exited)
 	}()
 	return p, nil
@@ -112,13 +160,13 @@ func spawn(spec spawnSpec, log hclog.Logger) (*proc, error) {
 
 // kill sends SIGKILL; a process already gone is not an error.
 func (p *proc) kill() {
-	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	if err := p.process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		p.log.Warn("kill worker", "error", err)
 	}
 }
 
 func (p *proc) signal(sig os.Signal) {
-	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	if err := p.process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		p.log.Debug("signal worker", "signal", sig, "error", err)
 	}
 }
@@ -128,4 +176,15 @@ func (p *proc) isBooted() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.booted && !p.dead
+}
+
+// canOwn reports whether p may be given shards: booted, and neither
+// killed, exited nor retiring. nil cannot.
+func (p *proc) canOwn() bool {
+	if p == nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.booted && !p.dead && (p.state == workerServing || p.state == workerDraining)
 }

@@ -44,6 +44,9 @@ type shardRoute struct {
 	// outcomes are results of executions that ran in an old owner and
 	// arrived while the shard had no owner; the next owner gets them.
 	outcomes []ipc.Outcome
+	// handoff is set while the shard moves between two live workers
+	// (a phased restart or a scale): its requests are held, not failed.
+	handoff bool
 }
 
 // maxHeldOutcomes bounds the outcomes kept for an unowned shard.
@@ -222,6 +225,23 @@ func (r *Router) Owner(n int) *proc {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.shards[n].owner
+}
+
+// SetHandoff marks shards as moving between workers (on) or not (off).
+func (r *Router) SetHandoff(shards []int, on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, n := range shards {
+		r.shards[n].handoff = on
+	}
+}
+
+// Served reports whether shard n's requests are being answered: it has an
+// owner, or it is in a handoff (its requests wait for the new owner).
+func (r *Router) Served(n int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.shards[n].owner != nil || r.shards[n].handoff
 }
 
 // Rehold puts a request answered "not owned" back on its shard: the

@@ -3,6 +3,7 @@ package master
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -24,6 +25,11 @@ type ruleSet struct {
 	ackTimeout time.Duration
 	file       store.ShardLog
 	write      sync.Mutex // serializes changes
+	// path and policy reopen rules.log after a failure ("" in memory mode);
+	// fsync replaces fsync(2) in fault injection tests.
+	path   string
+	policy store.FsyncPolicy
+	fsync  func(*os.File) error
 
 	mu      sync.Mutex
 	rules   *store.Rules
@@ -41,24 +47,72 @@ func openRuleSet(cfg config.Config, log hclog.Logger) (*ruleSet, error) {
 		rs.file = store.NewMemoryLog()
 		return rs, nil
 	}
-	path := filepath.Join(cfg.Database.DataDir, "rules.log")
-	res, err := store.Replay(path, func(r store.Record) error {
-		rs.rules.Apply(r)
+	rs.path, rs.policy = filepath.Join(cfg.Database.DataDir, "rules.log"), fsyncPolicy(cfg.Database.Fsync)
+	rules, lf, err := rs.load()
+	if err != nil {
+		return nil, err
+	}
+	rs.rules, rs.file = rules, lf
+	log.Info("rules loaded", "rules", rs.rules.Len())
+	return rs, nil
+}
+
+// load replays rules.log and opens it for appending.
+func (rs *ruleSet) load() (*store.Rules, store.ShardLog, error) {
+	rules := store.NewRules()
+	res, err := store.Replay(rs.path, func(r store.Record) error {
+		rules.Apply(r)
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("load rules: %w", err)
+		return nil, nil, fmt.Errorf("load rules: %w", err)
 	}
 	if res.Trimmed {
-		log.Warn("trimmed torn tail of rules log", "path", path, "bytes", res.TrimmedBytes)
+		rs.log.Warn("trimmed torn tail of rules log", "path", rs.path, "bytes", res.TrimmedBytes)
 	}
-	lf, err := store.OpenLogfile(path, fsyncPolicy(cfg.Database.Fsync))
+	lf, err := store.OpenLogfileWith(rs.path, rs.policy, rs.fsync)
 	if err != nil {
-		return nil, fmt.Errorf("open rules log: %w", err)
+		return nil, nil, fmt.Errorf("open rules log: %w", err)
+	}
+	return rules, lf, nil
+}
+
+// recover runs after a failed write or fsync of rules.log: the change was
+// not applied in memory, and the file is closed (which cuts it back to its
+// last good fsync) and reopened, so the rules are what is durable and later
+// changes can be made again. Called with rs.write held.
+func (rs *ruleSet) recover(cause error) {
+	if rs.path == "" {
+		return
+	}
+	rs.log.Error("rules log failed; reopening it from the file", "error", cause)
+	if err := rs.file.Close(); err != nil {
+		rs.log.Warn("close failed rules log", "error", err)
+	}
+	rules, lf, err := rs.load()
+	if err != nil {
+		rs.log.Error("cannot reopen the rules log; rule changes fail until it can be", "error", err)
+		rs.file = &failedLog{err: err}
+		return
 	}
 	rs.file = lf
-	log.Info("rules loaded", "rules", rs.rules.Len())
-	return rs, nil
+	rs.mu.Lock()
+	rs.rules = rules
+	rs.mu.Unlock()
+}
+
+// failedLog is the rules log while it cannot be reopened: every write
+// fails with the reason.
+type failedLog struct{ err error }
+
+func (f *failedLog) Write([]store.Record) error { return f.err }
+func (f *failedLog) Sync() error                { return f.err }
+func (f *failedLog) Size() int64                { return 0 }
+func (f *failedLog) Close() error               { return nil }
+func (f *failedLog) Durable() bool              { return true }
+func (f *failedLog) Failed() error              { return f.err }
+func (f *failedLog) BeginCompaction() (store.LogCompaction, error) {
+	return nil, store.ErrNoCompaction
 }
 
 func fsyncPolicy(s string) store.FsyncPolicy {
@@ -108,10 +162,15 @@ func (rs *ruleSet) change(rec store.Record, workers func() []*proc) error {
 			return errRuleNotFound
 		}
 	}
+	if _, down := rs.file.(*failedLog); down {
+		rs.recover(errors.New("retrying a failed rules log"))
+	}
 	if err := rs.file.Write([]store.Record{rec}); err != nil {
+		rs.recover(err)
 		return fmt.Errorf("write rules log: %w", err)
 	}
 	if err := rs.file.Sync(); err != nil {
+		rs.recover(err)
 		return fmt.Errorf("sync rules log: %w", err)
 	}
 	rs.mu.Lock()

@@ -86,9 +86,7 @@ func (m *Master) scaleTo(target int) error {
 	m.mu.Unlock()
 	for _, s := range removed {
 		if p := s.cur; p != nil {
-			p.mu.Lock()
-			p.draining = true
-			p.mu.Unlock()
+			p.setState(workerDraining, "removed by scaling")
 			m.retire(p, m.cfg.Cluster.WorkerShutdownTimeout.Duration)
 		}
 	}
@@ -120,7 +118,7 @@ func (m *Master) rebalance(n int) error {
 			if down {
 				return fmt.Errorf("cannot move shards from worker %d to %d: one is down", from, to)
 			}
-			if _, err := request(tp, ipc.TypePrepare, ipc.Prepare{Shards: moving}, tp.prepared, m.cfg.Cluster.WorkerBootTimeout.Duration); err != nil {
+			if _, err := request(tp, ipc.TypePrepare, ipc.Prepare{Shards: moving}, tp.prepared, m.cfg.Cluster.WorkerBootTimeout.Duration, nil, nil); err != nil {
 				tp.log.Warn("read-ahead of shards failed; handing off with full replays", "error", err)
 			}
 			if err := m.handoff(fp, tp, moving); err != nil {

@@ -101,10 +101,26 @@ func (m *Master) Stats() Stats {
 			restarts[p] = s.restarts
 		}
 	}
+	// Then the processes no slot holds: booting ones, and those a scale
+	// down removed that still finish their executions.
+	for _, p := range m.allProcsLocked() {
+		if !slices.Contains(procs, p) {
+			procs = append(procs, p)
+			if p.index < len(m.slots) {
+				restarts[p] = m.slots[p.index].restarts
+			}
+		}
+	}
 	phase := m.phase
 	m.mu.Unlock()
 	for _, p := range procs {
 		ws := p.stats(restarts[p])
+		if ws.LastStatus.MaxThreads == 0 {
+			// No heartbeat yet (booting): its whole pool is free, so Puma's
+			// readers compute a load of 0, not 0/0.
+			ls := &ws.LastStatus
+			ls.MaxThreads, ls.PoolCapacity = int64(m.cfg.Execution.MaxInflight), int64(m.cfg.Execution.MaxInflight)
+		}
 		st.Workers++
 		if ws.Booted {
 			st.BootedWorkers++
@@ -125,9 +141,15 @@ func (p *proc) stats(restarts int) WorkerStats {
 	if shards == nil {
 		shards = []int{}
 	}
+	// A worker that has not checked in yet (booting) shows its start, as
+	// Puma does, never year 1: readers compute heartbeat ages from it.
+	checkin := p.lastCheckin
+	if checkin.IsZero() {
+		checkin = p.started
+	}
 	return WorkerStats{
 		StartedAt: p.started.UTC(), PID: p.pid, Index: p.index, Phase: p.phase,
-		Booted: p.booted && !p.dead, Draining: p.draining, LastCheckin: p.lastCheckin.UTC(),
+		Booted: p.booted && !p.dead, Draining: p.draining, LastCheckin: checkin.UTC(),
 		Restarts: restarts, Shards: shards, LastStatus: p.lastStatus,
 	}
 }
@@ -143,7 +165,7 @@ func (m *Master) Healthy() (bool, string) {
 		}
 	}
 	for s := 0; s < m.cfg.Cluster.Shards; s++ {
-		if m.router.Owner(s) == nil {
+		if !m.router.Served(s) {
 			return false, "shard " + strconv.Itoa(s) + " has no ready worker"
 		}
 	}

@@ -62,26 +62,28 @@ func (m *Master) bootWorkers() error {
 // its shards ready, all within the boot timeout. On success the router
 // sends the shards' requests to it.
 func (m *Master) startWorker(index, phase int, shards []int, running []ipc.RunningJob) (*proc, error) {
-	p, err := spawn(spawnSpec{exe: m.opts.Exe, index: index, phase: phase, args: m.opts.WorkerArgs}, m.log)
+	p, err := spawn(m.spawner, spawnSpec{exe: m.opts.Exe, index: index, phase: phase, args: m.opts.WorkerArgs}, m.log)
 	if err != nil {
 		return nil, err
 	}
 	go m.readLink(p)
 	m.mu.Lock()
 	m.booting = append(m.booting, p)
+	m.live = append(m.live, p)
 	m.mu.Unlock()
+	go m.reap(p)
 	err = m.handshake(p, shards, running)
 	m.mu.Lock()
 	m.booting = slices.DeleteFunc(m.booting, func(q *proc) bool { return q == p })
 	m.mu.Unlock()
 	if err != nil {
 		p.log.Error("worker failed to boot", "error", err)
-		p.kill()
-		<-p.exited
+		p.killAndReap("failed to boot: " + err.Error())
 		return nil, fmt.Errorf("worker %d: %w", index, err)
 	}
 	p.log.Info("worker booted", "phase", phase, "shards", len(shards))
 	m.router.SetOwner(shards, p)
+	m.setShards(shards, shardOwned, p, "booted with them")
 	return p, nil
 }
 
@@ -100,7 +102,7 @@ func (m *Master) handshake(p *proc, shards []int, running []ipc.RunningJob) erro
 		return fmt.Errorf("speaks ipc protocol %d, master speaks %d", hello.Proto, ipc.ProtoVersion)
 	}
 	err := m.rules.welcome(p, func(rules ipc.Rules) error {
-		w := ipc.Welcome{Index: p.index, Phase: p.phase, Settings: m.settings(), Shards: shards, Running: running, Rules: rules}
+		w := ipc.Welcome{Index: p.index, Phase: p.phase, Settings: m.settings(), Shards: shards, Running: running, Rules: rules, Epoch: m.epochs.next()}
 		return p.link.SendJSON(ipc.TypeWelcome, w)
 	})
 	if err != nil {
@@ -120,10 +122,10 @@ func (m *Master) handshake(p *proc, shards []int, running []ipc.RunningJob) erro
 		return errors.New("not ready within the boot timeout")
 	}
 	p.mu.Lock()
-	p.booted = true
 	p.shards = slices.Clone(shards) // never share a backing array with a slot
 	p.lastCheckin = time.Now()
 	p.mu.Unlock()
+	p.setState(workerServing, "booted")
 	return nil
 }
 
@@ -143,6 +145,7 @@ func (p *proc) waitExit(d time.Duration) error {
 
 // readLink dispatches the worker's frames until the link breaks.
 func (m *Master) readLink(p *proc) {
+	defer func() { go m.requeueOrphans(p) }()
 	defer close(p.linkDone)
 	defer m.rules.forget(p)
 	defer m.router.WorkerGone(p)
@@ -156,6 +159,7 @@ func (m *Master) readLink(p *proc) {
 		if err := m.handleWorkerFrame(p, f); err != nil {
 			p.log.Error("bad frame from worker, closing its link", "error", err)
 			p.link.Abort()
+			p.setState(workerKilled, "bad frame: "+err.Error())
 			p.kill()
 			return
 		}
@@ -232,6 +236,9 @@ func (m *Master) handleWorkerFrame(p *proc, f ipc.Frame) error {
 		if err := ipc.DecodeJSON(f.Payload, &r); err != nil {
 			return err
 		}
+		// Tracked before anything else is read from p: an Outcome for
+		// these may follow on the link at once.
+		m.spans.released(p, r.Running)
 		select {
 		case p.released <- r:
 		default:
@@ -277,8 +284,20 @@ func (m *Master) forwardOutcome(o ipc.Outcome) {
 	if o.Shard < 0 || o.Shard >= m.cfg.Cluster.Shards {
 		return
 	}
+	m.spans.finished(o)
 	if !m.router.ForwardOutcome(o) {
 		m.log.Warn("too many outcomes for a shard in handoff; dropped, the job will run again after a restart", "shard", o.Shard, "job", o.JobID)
+	}
+}
+
+// requeueOrphans, once p is dead, requeues the executions that spanned a
+// handoff and were still running in p to their shards' owners: they run
+// again there (at-least-once, as after a crash) rather than stay triggered.
+func (m *Master) requeueOrphans(p *proc) {
+	<-p.exited
+	for _, o := range m.spans.orphaned(p) {
+		p.log.Warn("worker died while running a job whose shard had moved; the shard's owner runs it again", "shard", o.Shard, "job", o.JobID)
+		m.forwardOutcome(o)
 	}
 }
 
@@ -290,10 +309,10 @@ func (m *Master) watch(p *proc) {
 		select {
 		case <-p.exited:
 		case <-time.After(time.Second):
-			p.kill() // link gone but process alive: it is useless
-			<-p.exited
+			p.killAndReap("link closed but the process lives on") // it is useless
 		}
 		m.retireMetrics(p)
+		p.setState(workerExited, fmt.Sprintf("exited: %v", p.exitErr))
 		m.mu.Lock()
 		s := m.slotOf(p)
 		replace := s != nil && !m.stopping && !p.draining
@@ -310,8 +329,10 @@ func (m *Master) watch(p *proc) {
 		}
 		p.log.Error("worker died, replacing it", "exit", p.exitErr, "uptime", time.Since(p.started).Round(time.Millisecond))
 		p.mu.Lock()
+		orphans := slices.Clone(p.shards)
 		hung := p.hung
 		p.mu.Unlock()
+		m.setShards(orphans, shardOrphaned, p, "owner died")
 		if hung {
 			m.restarts.hang.Add(1)
 		} else {
@@ -334,14 +355,26 @@ func (m *Master) adoptOrphans(dead *proc) {
 	}
 	m.mu.Lock()
 	var cur *proc
+	var home *slot
 	for _, s := range m.slots {
-		if slices.Contains(s.old, dead) && !s.replacing {
-			cur = s.cur
+		if slices.Contains(s.old, dead) {
+			home = s
+			if !s.replacing {
+				cur = s.cur
+			}
 		}
+	}
+	if cur == nil && home != nil {
+		// The slot's worker is down: its replacement opens them.
+		home.orphans = slices.Sorted(slices.Values(append(home.orphans, shards...)))
 	}
 	m.mu.Unlock()
 	if cur == nil {
-		m.log.Error("shards of a dead draining worker have no one to take them", "worker", dead.index, "shards", shards)
+		if home == nil {
+			m.log.Error("shards of a dead draining worker have no one to take them", "worker", dead.index, "shards", shards)
+		} else {
+			m.setShards(shards, shardOrphaned, dead, "draining owner died; the slot's replacement opens them")
+		}
 		return
 	}
 	dead.log.Warn("draining worker died with shards; its slot's worker takes them", "shards", shards)
@@ -394,13 +427,18 @@ func (m *Master) replace(s *slot, dead *proc) {
 		case <-m.stopCh:
 			return
 		}
-		p, err := m.startWorker(s.index, phase, shards, nil)
+		m.mu.Lock()
+		orphans := slices.Clone(s.orphans)
+		m.mu.Unlock()
+		open := slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(shards), orphans...))))
+		p, err := m.startWorker(s.index, phase, open, nil)
 		if err != nil {
 			m.log.Error("replacement worker failed to boot", "worker", s.index, "error", err)
 			m.restarts.bootFailure.Add(1)
 			continue
 		}
 		m.mu.Lock()
+		s.orphans = slices.DeleteFunc(s.orphans, func(n int) bool { return slices.Contains(orphans, n) })
 		if m.stopping {
 			m.mu.Unlock()
 			m.retire(p, 0)
@@ -447,24 +485,22 @@ func (m *Master) checkHeartbeats(now time.Time) {
 		p.mu.Lock()
 		p.hung = true
 		p.mu.Unlock()
+		p.setState(workerKilled, "missed heartbeats")
 		p.kill()
 	}
 }
 
 // retire asks p to drain and exit, and kills it after timeout.
 func (m *Master) retire(p *proc, timeout time.Duration) {
-	p.mu.Lock()
-	p.draining, p.retiring = true, true
-	p.mu.Unlock()
+	p.setState(workerRetiring, "shutdown")
 	if err := p.link.PostJSON(ipc.TypeShutdown, ipc.Shutdown{TimeoutNs: int64(timeout)}); err != nil {
-		p.kill()
+		p.killAndReap("cannot send shutdown: " + err.Error())
 	}
 	select {
 	case <-p.exited:
 	case <-time.After(timeout + 5*time.Second):
 		p.log.Warn("worker did not exit after shutdown, killing it")
-		p.kill()
-		<-p.exited
+		p.killAndReap("shutdown timeout")
 	}
 }
 

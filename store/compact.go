@@ -32,8 +32,9 @@ const (
 // background. Records written after StartCompaction are copied from the old
 // file to the new one, so none is lost, however the two interleave.
 type Compaction struct {
-	l    *Logfile
-	mark int64 // offset in the old file up to which the snapshot is the state
+	l      *Logfile
+	mark   int64  // offset in the old file up to which the snapshot is the state
+	fileID uint64 // the new file's id, for a fenced log
 }
 
 // StartCompaction marks the current end of the log as the point the
@@ -98,10 +99,21 @@ func (c *Compaction) run(snapshot []Record) error {
 			_ = os.Remove(tmpPath) // best effort: OpenLogfile removes leftovers too
 		}
 	}()
+	c.l.mu.Lock()
+	owner := c.l.owner
+	fenced := c.l.lock != nil
+	c.l.mu.Unlock()
+	if fenced {
+		// A new file: a new id, so a read-ahead of the old one is not
+		// taken for it (see owner.go).
+		owner.FileID = newFileID()
+		snapshot = append([]Record{{Type: RecordOwner, Owner: owner}}, snapshot...)
+	}
 	size, err := writeSnapshot(tmp, snapshot)
 	if err != nil {
 		return err
 	}
+	c.fileID = owner.FileID
 	if err := c.l.syncFile(tmp); err != nil {
 		return fmt.Errorf("fsync %s: %w", tmpPath, err)
 	}
@@ -192,6 +204,10 @@ func (c *Compaction) swap(tmp *os.File, size, copied int64) (renamed bool, err e
 	old := l.f
 	l.f = tmp
 	l.size.Store(size)
+	l.durable = size
+	if l.lock != nil {
+		l.owner.FileID = c.fileID
+	}
 	_ = old.Close() // everything in it is in tmp, durably; its close cannot lose data
 	if err := syncDir(filepath.Dir(l.path)); err != nil {
 		// The rename may not survive a crash, and writes now go to the new

@@ -23,4 +23,7 @@
 //	header  := "TOCKLOG\x00" u32 version
 //	frame   := u32 length | u32 CRC-32C(payload) | payload   (big-endian, length <= 16 MiB)
 //	payload := u8 type, fields (see records.go)
+//
+// A shard file's first frame is a RecordOwner (file id, owner epoch; see
+// owner.go); files from before fencing have none.
 package store

@@ -70,7 +70,12 @@ func (l *Logfile) failure() error {
 // while the fsync runs.
 func (l *Logfile) fsyncCurrent() (uint64, error) {
 	l.mu.Lock()
-	f, cover, err := l.f, l.seq, l.usableLocked()
+	f, cover, size, err := l.f, l.seq, l.size.Load(), l.usableLocked()
+	if err == nil {
+		if err = l.checkFenceLocked(true); err != nil {
+			l.err = err
+		}
+	}
 	l.mu.Unlock()
 	if err != nil {
 		return 0, fmt.Errorf("sync %s: %w", l.path, err)
@@ -84,6 +89,11 @@ func (l *Logfile) fsyncCurrent() (uint64, error) {
 		l.mu.Unlock()
 		return 0, err
 	}
+	l.mu.Lock()
+	if l.f == f && size > l.durable {
+		l.durable = size
+	}
+	l.mu.Unlock()
 	return cover, nil
 }
 

@@ -82,6 +82,12 @@ type Logfile struct {
 	err        error  // sticky failure; see the type comment
 	closed     bool
 	compaction *Compaction // the running compaction, if any
+	// Fencing (owner.go): set by OpenShard. lock is held until Close.
+	lock  *FileLock
+	owner Owner
+	// durable is the file size the last successful fsync covered: a
+	// failed log is cut back to it on Close (see Close).
+	durable int64
 
 	// Group commit (see groupcommit.go). Lock order: smu before mu.
 	smu     sync.Mutex
@@ -103,6 +109,16 @@ func OpenLogfile(path string, policy FsyncPolicy) (*Logfile, error) {
 	return openLogfile(path, policy, nil)
 }
 
+// OpenLogfileWith is OpenLogfile with fsync(2) replaced by fsync when it is
+// not nil: a fault injection seam for tests, never used in production.
+func OpenLogfileWith(path string, policy FsyncPolicy, fsync func(*os.File) error) (*Logfile, error) {
+	l, err := openLogfile(path, policy, nil)
+	if err == nil && fsync != nil {
+		l.fsync = fsync
+	}
+	return l, err
+}
+
 // openLogfile is OpenLogfile with FsyncInterval's ticks supplied by the
 // caller when tick is not nil, so tests can drive them.
 func openLogfile(path string, policy FsyncPolicy, tick <-chan time.Time) (*Logfile, error) {
@@ -116,7 +132,7 @@ func openLogfile(path string, policy FsyncPolicy, tick <-chan time.Time) (*Logfi
 	if err != nil {
 		return nil, fmt.Errorf("open logfile %s: %w", path, err)
 	}
-	l := &Logfile{path: path, policy: policy, f: f, fsync: (*os.File).Sync}
+	l := &Logfile{path: path, policy: policy, f: f, fsync: (*os.File).Sync, durable: size}
 	l.cond = sync.NewCond(&l.smu)
 	l.size.Store(size)
 	if policy == FsyncInterval {
@@ -244,6 +260,10 @@ func (l *Logfile) Write(recs []Record) error {
 	if err := l.usableLocked(); err != nil {
 		return fmt.Errorf("write %s: %w", l.path, err)
 	}
+	if err := l.checkFenceLocked(false); err != nil {
+		l.err = err
+		return err
+	}
 	buf, err := appendFrames(l.buf[:0], recs)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", l.path, err)
@@ -306,7 +326,8 @@ func (l *Logfile) Close() error {
 		return nil
 	}
 	l.closed = true
-	f, seq, failed := l.f, l.seq, l.err
+	f, seq, failed, durable, lock := l.f, l.seq, l.err, l.durable, l.lock
+	l.lock = nil
 	l.mu.Unlock()
 
 	var err error
@@ -318,8 +339,19 @@ func (l *Logfile) Close() error {
 			cover = seq
 		}
 	}
+	if failed != nil && l.policy == FsyncAlways && !errors.Is(failed, ErrFenced) {
+		// Nothing past the last good fsync was acknowledged, and the kernel
+		// may or may not write it: cut it off, so that whoever reopens the
+		// file reads what was acknowledged and nothing else.
+		if terr := f.Truncate(durable); terr != nil {
+			err = errors.Join(err, fmt.Errorf("close %s: cut back to the last fsync at %d: %w", l.path, durable, terr))
+		}
+	}
 	if cerr := f.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("close %s: %w", l.path, cerr))
+	}
+	if uerr := lock.Unlock(); uerr != nil {
+		err = errors.Join(err, uerr)
 	}
 	l.releaseSync(cover)
 	return err

@@ -28,9 +28,13 @@ const (
 	// and if it is 2: u32 attempt (1 is written for an outcome without
 	// one, so older logs read unchanged).
 	RecordStatus RecordType = 0x04
+	// RecordOwner fences a shard file (see owner.go): u64 file id, u64
+	// owner epoch. A shard file's first frame is one, naming the file; an
+	// owner appends one when it takes the shard at a higher epoch.
+	RecordOwner RecordType = 0x05
 )
 
-var recordTypeNames = [...]string{"job", "rule", "job_removal", "rule_removal", "status"}
+var recordTypeNames = [...]string{"job", "rule", "job_removal", "rule_removal", "status", "owner"}
 
 func (t RecordType) String() string {
 	if int(t) < len(recordTypeNames) {
@@ -46,13 +50,15 @@ func (t RecordType) String() string {
 //	RecordRule:         Rule
 //	RecordJobRemoval,
 //	RecordRuleRemoval:  ID
+//	RecordOwner:        Owner
 //
 // The other fields are ignored by the encoder and zero after decoding.
 type Record struct {
-	Type RecordType
-	Job  Job
-	Rule Rule
-	ID   string
+	Type  RecordType
+	Job   Job
+	Rule  Rule
+	ID    string
+	Owner Owner
 }
 
 // AppendRecord appends r's payload (type byte and fields, no framing) to
@@ -76,6 +82,9 @@ func AppendRecord(dst []byte, r Record) ([]byte, error) {
 		dst = appendRunner(dst, r.Rule.Runner)
 	case RecordJobRemoval, RecordRuleRemoval:
 		dst = appendStr(dst, r.ID)
+	case RecordOwner:
+		dst = binary.BigEndian.AppendUint64(dst, r.Owner.FileID)
+		dst = binary.BigEndian.AppendUint64(dst, r.Owner.Epoch)
 	}
 	return dst, nil
 }
@@ -99,6 +108,8 @@ func validateRecord(r Record) error {
 		return r.Rule.Runner.Validate()
 	case RecordJobRemoval, RecordRuleRemoval:
 		return checkStr("id", r.ID)
+	case RecordOwner:
+		return nil
 	}
 	return fmt.Errorf("%w: unknown record type %d", ErrInvalidRecord, uint8(r.Type))
 }
@@ -176,6 +187,8 @@ func DecodeRecord(p []byte) (Record, error) {
 		rec.Rule.Runner = r.runner()
 	case rec.Type == RecordJobRemoval || rec.Type == RecordRuleRemoval:
 		rec.ID = r.str("id")
+	case rec.Type == RecordOwner:
+		rec.Owner = Owner{FileID: uint64(r.i64("file id")), Epoch: uint64(r.i64("epoch"))}
 	default:
 		r.fail("unknown record type %d", uint8(rec.Type))
 	}

@@ -94,7 +94,8 @@ func TestDecodeRecordRejects(t *testing.T) {
 		want    string
 	}{
 		{"empty", "", "truncated record type"},
-		{"unknown type", "05 00 01 78", "unknown record type 5"},
+		{"unknown type", "06 00 01 78", "unknown record type 6"},
+		{"owner truncated", "05 00 01 78", "truncated file id"},
 		{"type ff", "ff", "unknown record type 255"},
 		{"job truncated id length", "00 00", "truncated job id length"},
 		{"job truncated id", "00 00 04 74 6f", "truncated job id"},

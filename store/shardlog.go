@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 )
@@ -23,6 +24,48 @@ type ShardLog interface {
 	Size() int64
 	// Close syncs and releases the log. Later calls fail with ErrClosed.
 	Close() error
+	// Durable reports whether the records outlive the process, so that a
+	// failed write can be undone by reading them back (false for
+	// MemoryLog).
+	Durable() bool
+	// Failed is the failure that makes the log unusable until it is
+	// reopened (a failed fsync, or a failed write it could not cut back
+	// off), nil if none. A write that failed cleanly (nothing of it left,
+	// like a full disk) is not one.
+	Failed() error
+	// BeginCompaction marks the log's current end as what the snapshot
+	// about to be passed to the returned Run describes (see Compaction). A
+	// log with nothing to compact returns ErrNoCompaction.
+	BeginCompaction() (LogCompaction, error)
+}
+
+// LogCompaction is a compaction started by BeginCompaction.
+type LogCompaction interface {
+	// Run rewrites the log as snapshot plus what was written since
+	// BeginCompaction; it may run in the background.
+	Run(snapshot []Record) error
+}
+
+// ErrNoCompaction is returned by BeginCompaction of a log that keeps
+// nothing to compact.
+var ErrNoCompaction = errors.New("log has nothing to compact")
+
+// Failed is the log's sticky failure (see Logfile), or nil.
+func (l *Logfile) Failed() error { return l.failure() }
+
+// Failed is nil: a MemoryLog only refuses invalid records.
+func (m *MemoryLog) Failed() error { return nil }
+
+// Durable is true: the records are in a file.
+func (l *Logfile) Durable() bool { return true }
+
+// BeginCompaction is StartCompaction behind the ShardLog seam.
+func (l *Logfile) BeginCompaction() (LogCompaction, error) {
+	c, err := l.StartCompaction()
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // MemoryLog is the ShardLog of persistence = memory: it stores nothing (so
@@ -69,6 +112,12 @@ func (m *MemoryLog) Size() int64 {
 	defer m.mu.Unlock()
 	return m.size
 }
+
+// Durable is false: nothing outlives the process.
+func (m *MemoryLog) Durable() bool { return false }
+
+// BeginCompaction returns ErrNoCompaction: a MemoryLog keeps no records.
+func (m *MemoryLog) BeginCompaction() (LogCompaction, error) { return nil, ErrNoCompaction }
 
 // Close marks the log closed.
 func (m *MemoryLog) Close() error {

@@ -81,7 +81,7 @@ func DetectFormat(prefix []byte) (f Format, ok bool, err error) {
 // DecodeZtickRecord decodes one payload of a ztick logfile: DecodeRecord
 // restricted to ztick's four record types (status records are tock's own).
 func DecodeZtickRecord(p []byte) (Record, error) {
-	if len(p) > 0 && RecordType(p[0]) == RecordStatus {
+	if len(p) > 0 && (RecordType(p[0]) == RecordStatus || RecordType(p[0]) == RecordOwner) {
 		return Record{}, fmt.Errorf("decode record: %w: record type %d is not a ztick record", ErrInvalidRecord, p[0])
 	}
 	return DecodeRecord(p)
@@ -90,7 +90,7 @@ func DecodeZtickRecord(p []byte) (Record, error) {
 // AppendZtickFrame appends r as one ztick frame (u32 length, payload). Only
 // ztick's record types can be written. On error dst is returned unchanged.
 func AppendZtickFrame(dst []byte, r Record) ([]byte, error) {
-	if r.Type == RecordStatus {
+	if r.Type == RecordStatus || r.Type == RecordOwner {
 		return dst, fmt.Errorf("encode %s record: %w: not a ztick record type", r.Type, ErrInvalidRecord)
 	}
 	start := len(dst)

@@ -2,9 +2,7 @@ package worker
 
 import (
 	"encoding/json"
-	"os"
 	"strconv"
-	"strings"
 
 	"github.com/tockd/tock/ipc"
 )
@@ -31,21 +29,4 @@ func (w *Worker) handleCall(c ipc.Call) {
 		reply.Result = b
 	}
 	w.send(ipc.TypeCallReply, reply)
-}
-
-// rssBytes reads the resident set size from /proc (0 where unavailable).
-func rssBytes() int64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0
-	}
-	pages, err := strconv.ParseInt(f[1], 10, 64)
-	if err != nil {
-		return 0
-	}
-	return pages * int64(os.Getpagesize())
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/tockd/tock/ipc"
 	"github.com/tockd/tock/store"
+	"github.com/tockd/tock/worker/runner"
 )
 
 // commitBatch is a batch of replies that may be sent only once logs are
@@ -14,6 +15,23 @@ type commitBatch struct {
 	logs    []store.ShardLog
 	replies []ipc.Reply
 	barrier chan struct{}
+	// execs start once their shard's log is synced: a job's triggered
+	// record is durable before its execution starts.
+	execs []pendingExec
+}
+
+// pendingExec is an execution waiting for its triggered record's sync.
+type pendingExec struct {
+	log store.ShardLog
+	ex  runner.Execution
+}
+
+// syncFailure reports a log whose sync failed to the loop, which fails and
+// reopens its shard; dropped are the executions not started because of it.
+type syncFailure struct {
+	log     store.ShardLog
+	err     error
+	dropped []runner.Execution
 }
 
 // committer syncs logs and then sends the replies waiting for them. It takes
@@ -26,10 +44,15 @@ type committer struct {
 	log     hclog.Logger
 	metrics *metrics // fsync durations and batch sizes
 	done    chan struct{}
+	submit  func(runner.Execution)
+	// failures go to the loop (failSynced); buffered, and the loop drains
+	// it on every turn.
+	failures chan syncFailure
 }
 
-func newCommitter(link *ipc.Link, log hclog.Logger, m *metrics) *committer {
-	c := &committer{in: make(chan commitBatch, 1024), link: link, log: log, metrics: m, done: make(chan struct{})}
+func newCommitter(link *ipc.Link, log hclog.Logger, m *metrics, submit func(runner.Execution)) *committer {
+	c := &committer{in: make(chan commitBatch, 1024), link: link, log: log, metrics: m, done: make(chan struct{}),
+		submit: submit, failures: make(chan syncFailure, 1024)}
 	go c.run()
 	return c
 }
@@ -79,12 +102,20 @@ func (c *committer) commit(batches []commitBatch) {
 			}
 		}
 	}
+	dropped := map[store.ShardLog][]runner.Execution{}
 	for _, b := range batches {
 		syncErr := ""
 		for _, l := range b.logs {
 			if err := failed[l]; err != nil {
-				syncErr = "write failed: " + err.Error()
+				syncErr = unavailable(err)
 			}
+		}
+		for _, pe := range b.execs {
+			if failed[pe.log] != nil {
+				dropped[pe.log] = append(dropped[pe.log], pe.ex)
+				continue
+			}
+			c.submit(pe.ex)
 		}
 		for _, r := range b.replies {
 			if syncErr != "" && r.Kind == ipc.KindOK {
@@ -98,10 +129,16 @@ func (c *committer) commit(batches []commitBatch) {
 			close(b.barrier)
 		}
 	}
+	for l, err := range failed {
+		c.failures <- syncFailure{log: l, err: err, dropped: dropped[l]}
+	}
 }
 
+// unavailable is the error a client gets for a mutation of a failed shard.
+func unavailable(err error) string { return "shard unavailable: " + err.Error() }
+
 // submit queues a batch.
-func (c *committer) submit(b commitBatch) { c.in <- b }
+func (c *committer) queue(b commitBatch) { c.in <- b }
 
 // wait blocks until every batch submitted so far is out.
 func (c *committer) wait() {

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"errors"
 	"time"
 
 	"github.com/tockd/tock/store"
@@ -23,16 +24,15 @@ func (w *Worker) maybeCompact(sh *shard, now time.Time) {
 	if sh.compactDone != nil {
 		return
 	}
-	lf, ok := sh.log.(*store.Logfile)
-	if !ok {
+	if !sh.log.Durable() {
 		return
 	}
 	interval := time.Duration(w.set.CompressionInterval) * time.Second
 	due := interval > 0 && now.Sub(sh.lastCompact) >= interval
-	size := lf.Size()
+	size := sh.log.Size()
 	big := size > compactMinBytes && size > compactRatio*int64(sh.jobs.Len()+1)*liveBytesPerJob
 	if due || big {
-		w.startCompaction(sh, lf, now)
+		w.startCompaction(sh, now)
 	}
 }
 
@@ -42,8 +42,8 @@ func (w *Worker) compactAll() int {
 	w.endBatch()
 	n := 0
 	for _, sh := range w.shards {
-		if lf, ok := sh.log.(*store.Logfile); ok && sh.compactDone == nil {
-			if w.startCompaction(sh, lf, time.Now()) {
+		if sh.log.Durable() && sh.compactDone == nil {
+			if w.startCompaction(sh, time.Now()) {
 				n++
 			}
 		}
@@ -51,8 +51,11 @@ func (w *Worker) compactAll() int {
 	return n
 }
 
-func (w *Worker) startCompaction(sh *shard, lf *store.Logfile, now time.Time) bool {
-	c, err := lf.StartCompaction()
+func (w *Worker) startCompaction(sh *shard, now time.Time) bool {
+	c, err := sh.log.BeginCompaction()
+	if errors.Is(err, store.ErrNoCompaction) {
+		return false
+	}
 	if err != nil {
 		w.log.Warn("cannot start compaction", "shard", sh.id, "error", err)
 		return false

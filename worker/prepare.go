@@ -1,21 +1,20 @@
 package worker
 
 import (
-	"fmt"
 	"os"
-	"syscall"
 
 	"github.com/tockd/tock/ipc"
 	"github.com/tockd/tock/store"
 )
 
 // staged is a shard read ahead of its handoff: its jobs up to offset of the
-// file with inode ino.
+// file whose id is owner.FileID.
 type staged struct {
 	shard  int
 	jobs   *store.Jobs
 	offset int64
-	ino    uint64
+	owner  store.Owner // the last owner record read
+	fileID uint64
 	err    error
 }
 
@@ -40,12 +39,12 @@ func (w *Worker) prepare(p ipc.Prepare) {
 func readAhead(set ipc.Settings, n int) staged {
 	path := ShardPath(set.DataDir, n)
 	st := staged{shard: n, jobs: store.NewJobs()}
-	ino, err := inode(path)
+	id, err := store.ReadFileID(path)
 	if err != nil {
 		st.err = err
 		return st
 	}
-	res, err := store.ReplayFrom(path, 0, func(r store.Record) error {
+	res, owner, err := store.ReplayShard(path, 0, func(r store.Record) error {
 		st.jobs.Apply(r)
 		return nil
 	}, false)
@@ -53,12 +52,14 @@ func readAhead(set ipc.Settings, n int) staged {
 		st.err = err
 		return st
 	}
-	st.offset, st.ino = res.Bytes, ino
+	st.offset, st.owner, st.fileID = res.Bytes, owner, id
 	return st
 }
 
 // takeStaged returns shard n's read-ahead if it still describes the file:
-// same inode (no compaction renamed a new file in) and not shorter.
+// the same file id (no compaction put a new file in its place; inodes are
+// reused, ids are not) and not shorter. A file without an id (written
+// before fencing) is always replayed whole.
 func (w *Worker) takeStaged(n int) *staged {
 	st, ok := w.staged[n]
 	if !ok {
@@ -66,22 +67,10 @@ func (w *Worker) takeStaged(n int) *staged {
 	}
 	delete(w.staged, n)
 	path := ShardPath(w.set.DataDir, n)
-	ino, err := inode(path)
+	id, err := store.ReadFileID(path)
 	fi, serr := os.Stat(path)
-	if st.err != nil || err != nil || serr != nil || ino != st.ino || fi.Size() < st.offset || st.offset == 0 {
+	if st.err != nil || err != nil || serr != nil || id == 0 || id != st.fileID || fi.Size() < st.offset || st.offset == 0 {
 		return nil
 	}
 	return &st
-}
-
-func inode(path string) (uint64, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0, fmt.Errorf("stat %s: %w", path, err)
-	}
-	sys, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return 0, fmt.Errorf("stat %s: no inode", path)
-	}
-	return sys.Ino, nil
 }

@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"fmt"
+
 	"github.com/tockd/tock/ipc"
 	"github.com/tockd/tock/store"
 )
@@ -107,24 +109,45 @@ type batchReply struct {
 }
 
 // endBatch writes every touched shard once, turns the replies of a shard
-// whose write failed into errors (its mutations were rolled back), and hands
-// the replies to the committer, which sends them once the logs are synced.
+// whose write failed into errors (the shard fails and is reopened from its
+// file, see fault.go), and hands the replies to the committer, which sends
+// them once the logs are synced, and the batch's executions, which it
+// starts once their triggered records are durable.
 func (w *Worker) endBatch() {
 	if len(w.touched) == 0 && len(w.batch) == 0 {
 		return
 	}
 	failed := map[*shard]string{}
+	var broken []*shard
 	var logs []store.ShardLog
+	durable := w.set.Fsync == "always" && w.set.Persistence != "memory"
+	b := commitBatch{replies: make([]ipc.Reply, 0, len(w.batch))}
 	for _, sh := range w.touched {
+		execs := sh.execs
+		sh.execs = nil
 		if err := sh.flush(); err != nil {
 			w.log.Error("write failed", "shard", sh.id, "error", err)
-			failed[sh] = "write failed: " + err.Error()
+			if failsShard(sh) {
+				failed[sh] = unavailable(err)
+				broken = append(broken, sh)
+			} else {
+				failed[sh] = "write failed: " + err.Error()
+			}
+			for _, ex := range execs {
+				w.untrack(ex.Shard, ex.JobID, ex.Execution)
+			}
 			continue
 		}
 		logs = append(logs, sh.log)
+		for _, ex := range execs {
+			pe := pendingExec{ex: ex}
+			if durable {
+				pe.log = sh.log
+			}
+			b.execs = append(b.execs, pe)
+		}
 	}
 	w.touched = w.touched[:0]
-	b := commitBatch{replies: make([]ipc.Reply, 0, len(w.batch))}
 	for _, br := range w.batch {
 		if reason, ok := failed[br.sh]; ok {
 			br.r = ipc.Reply{Seq: br.r.Seq, Kind: ipc.KindError, Err: reason}
@@ -132,10 +155,13 @@ func (w *Worker) endBatch() {
 		b.replies = append(b.replies, br.r)
 	}
 	w.batch = w.batch[:0]
-	if w.set.Fsync == "always" && w.set.Persistence != "memory" {
+	if durable {
 		b.logs = logs
 	}
-	w.commit.submit(b)
+	w.commit.queue(b)
+	for _, sh := range broken {
+		w.failShard(sh, fmt.Errorf("write: %w", sh.lastErr))
+	}
 }
 
 // notServed answers a request for a shard this worker does not serve: one

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/tockd/tock/ipc"
 	"github.com/tockd/tock/store"
+	"github.com/tockd/tock/worker/runner"
 )
 
 // shard is one shard owned by this worker: its jobs and its log.
@@ -24,6 +25,13 @@ type shard struct {
 	undo []undoEntry
 	// dirty: written since the last sync.
 	dirty bool
+	// execs are executions triggered in this batch, started once their
+	// triggered records are durable (endBatch).
+	execs []runner.Execution
+	// epoch is the owner epoch the shard was opened at; lastErr the last
+	// write error (fault.go).
+	epoch   uint64
+	lastErr error
 
 	compaction  string // idle, running, success, failure
 	lastCompact time.Time
@@ -38,14 +46,16 @@ func ShardPath(dataDir string, n int) string {
 	return filepath.Join(dataDir, "shards", fmt.Sprintf("%03d.log", n))
 }
 
-// openShard replays and opens shard n. Jobs left triggered without an
-// outcome (the worker died while they ran) are planned again, unless they
-// are still running in another worker (running), so delivery is
-// at-least-once across crashes and exactly-once across handoffs.
+// openShard replays and opens shard n for an owner at epoch (see
+// store.OpenShard: the file is locked, and refused if a newer owner has
+// it). Jobs left triggered without an outcome (the worker died while they
+// ran) are planned again, unless they are still running in another worker
+// (running), so delivery is at-least-once across crashes and exactly-once
+// across handoffs.
 //
 // With a read-ahead (pre), only the records written after it are replayed.
-func openShard(set ipc.Settings, n int, running map[string]int64, pre *staged, log hclog.Logger) (*shard, error) {
-	sh := &shard{id: n, jobs: store.NewJobs(), compaction: "idle", lastCompact: time.Now()}
+func openShard(set ipc.Settings, n int, epoch uint64, running map[string]int64, pre *staged, log hclog.Logger, opts runOptions) (*shard, error) {
+	sh := &shard{id: n, jobs: store.NewJobs(), compaction: "idle", lastCompact: time.Now(), epoch: epoch}
 	if set.Persistence == "memory" {
 		sh.log = store.NewMemoryLog()
 		return sh, nil
@@ -54,25 +64,26 @@ func openShard(set ipc.Settings, n int, running map[string]int64, pre *staged, l
 	if err := os.MkdirAll(filepath.Dir(sh.path), 0o755); err != nil {
 		return nil, fmt.Errorf("open shard %d: %w", n, err)
 	}
-	var from int64
+	so := store.ShardOptions{Policy: fsyncPolicy(set.Fsync), Epoch: epoch, Fsync: opts.fsync}
 	if pre != nil {
-		sh.jobs, from = pre.jobs, pre.offset
+		sh.jobs, so.From, so.Seen = pre.jobs, pre.offset, pre.owner
 	}
-	res, err := store.ReplayFrom(sh.path, from, func(r store.Record) error {
+	so.Apply = func(r store.Record) error {
 		sh.jobs.Apply(r)
 		return nil
-	}, true)
+	}
+	lf, opened, err := store.OpenShard(sh.path, so)
 	if err != nil {
 		return nil, fmt.Errorf("open shard %d: %w", n, err)
 	}
+	res := opened.Replay
 	if res.Trimmed {
 		log.Warn("trimmed torn tail of shard log", "shard", n, "path", sh.path, "bytes", res.TrimmedBytes)
 	}
-	lf, err := store.OpenLogfile(sh.path, fsyncPolicy(set.Fsync))
-	if err != nil {
-		return nil, fmt.Errorf("open shard %d: %w", n, err)
-	}
 	sh.log = lf
+	if opts.wrapLog != nil {
+		sh.log = opts.wrapLog(n, sh.log)
+	}
 	var rerun []store.Job
 	sh.jobs.Query("", func(j store.Job) bool {
 		if j.Status == store.Triggered {
@@ -86,7 +97,8 @@ func openShard(set ipc.Settings, n int, running map[string]int64, pre *staged, l
 		}
 		sh.jobs.Replan(j.ID, j.Execution) // a second attempt, not a new schedule
 	}
-	log.Debug("shard opened", "shard", n, "records", res.Records, "from", from, "jobs", sh.jobs.Len(), "rerun", len(rerun))
+	log.Debug("shard opened", "shard", n, "records", res.Records, "from", so.From, "jobs", sh.jobs.Len(), "rerun", len(rerun),
+		"epoch", epoch, "previous_epoch", opened.Previous.Epoch, "file_id", fmt.Sprintf("%016x", opened.Owner.FileID))
 	return sh, nil
 }
 
@@ -103,7 +115,7 @@ func fsyncPolicy(s string) store.FsyncPolicy {
 // remember records the job's state before a mutation, for rollback. A
 // memory log cannot fail a write, so it needs none.
 func (sh *shard) remember(id string) {
-	if _, ok := sh.log.(*store.MemoryLog); ok {
+	if !sh.log.Durable() {
 		return
 	}
 	sh.undo = append(sh.undo, sh.jobs.Save(id))
@@ -125,6 +137,7 @@ func (sh *shard) flush() error {
 	}
 	if err := sh.log.Write(sh.pending); err != nil {
 		sh.rollback()
+		sh.lastErr = err
 		return fmt.Errorf("write shard %d: %w", sh.id, err)
 	}
 	sh.dirty = true

@@ -31,7 +31,9 @@ func (w *Worker) tick(now time.Time) {
 			if t.exec != nil {
 				t.exec.Shard = sh.id
 				w.track(sh.id, t.exec.JobID, t.exec.Execution)
-				w.pipe.Submit(*t.exec)
+				// Started by the committer once the triggered record is
+				// durable (endBatch).
+				sh.execs = append(sh.execs, *t.exec)
 			}
 		}
 	}
@@ -41,6 +43,7 @@ func (w *Worker) tick(now time.Time) {
 		w.reapCompaction(sh, false)
 		w.maybeCompact(sh, now)
 	}
+	w.retryFailed(now)
 }
 
 // minWakeGap is the least time between two early wakes: it bounds the
@@ -136,6 +139,15 @@ func (w *Worker) applyResults() {
 		// the next start, or at the shard's new owner.
 		interrupted := o.Error == runner.ErrShutdown.Error()
 		sh, ok := w.shards[ex.Shard]
+		if !ok && w.parkResult(res) {
+			continue // its shard is down; recorded when it reopens
+		}
+		if exec, awaited := w.awaiting[ex.Shard][ex.JobID]; ok && awaited && exec == ex.Execution {
+			// Started before the shard was reopened: awaited like an
+			// old owner's execution.
+			w.applyRemoteOutcome(outcomeOf(res))
+			continue
+		}
 		if !ok {
 			w.send(ipc.TypeOutcome, ipc.Outcome{Shard: ex.Shard, JobID: ex.JobID, Execution: ex.Execution, Outcome: o, Requeue: interrupted})
 			continue
@@ -160,7 +172,13 @@ func (w *Worker) applyResults() {
 func (w *Worker) applyRemoteOutcome(o ipc.Outcome) {
 	sh, ok := w.shards[o.Shard]
 	if !ok {
-		w.log.Warn("outcome for a shard not owned", "shard", o.Shard, "job", o.JobID)
+		if _, down := w.shardErrors[o.Shard]; down {
+			w.log.Warn("outcome for a shard that cannot be served; the job runs again once it opens", "shard", o.Shard, "job", o.JobID)
+			return
+		}
+		// Released after the master forwarded it: back to the master, which
+		// holds it for the shard's next owner (it lists the job as running).
+		w.send(ipc.TypeOutcome, o)
 		return
 	}
 	if exec, ok := w.awaiting[o.Shard][o.JobID]; !ok || exec != o.Execution {

@@ -23,6 +23,7 @@ var Version = "dev"
 // Worker is one worker process's state. All fields are owned by the loop
 // goroutine except those documented otherwise.
 type Worker struct {
+	opts    runOptions
 	log     hclog.Logger
 	link    *ipc.Link
 	index   int
@@ -57,20 +58,38 @@ type Worker struct {
 	lastTick time.Time
 	wakeAt   time.Time // when the wake timer is armed for; zero = not armed
 
+	// failed are shards down after a write or fsync failure (fault.go).
+	failed map[int]*failedShard
+
 	// staged are shards read ahead of a handoff (Prepare), by shard.
 	staged   map[int]staged
 	stagedCh chan []staged
 }
 
 // Run is the whole life of a worker process on link. It returns when the
-// master says Shutdown (nil) or the link breaks (the master is gone).
+// master says Shutdown (nil) or the link breaks (the master is gone), after
+// writing every frame it queued and closing link.
 func Run(link *ipc.Link, index, phase int, log hclog.Logger) error {
+	return run(link, index, phase, log, runOptions{})
+}
+
+// runOptions are seams for in-process tests; the zero value is production.
+type runOptions struct {
+	// wrapLog, when set, wraps every shard log the worker opens: tests
+	// inject write and fsync failures behind the ShardLog seam.
+	wrapLog func(shard int, l store.ShardLog) store.ShardLog
+	// fsync, when set, replaces fsync(2) for shard logs (fault injection).
+	fsync func(*os.File) error
+}
+
+func run(link *ipc.Link, index, phase int, log hclog.Logger, opts runOptions) error {
 	w := &Worker{
-		log: log, link: link, index: index, phase: phase, started: time.Now(),
+		opts: opts,
+		log:  log, link: link, index: index, phase: phase, started: time.Now(),
 		shards: map[int]*shard{}, shardErrors: map[int]string{}, rules: store.NewRules(),
 		running: map[int]map[string]int64{}, awaiting: map[int]map[string]int64{},
 		inbox:  make(chan ipc.Frame, 4096),
-		staged: map[int]staged{}, stagedCh: make(chan []staged, 16),
+		staged: map[int]staged{}, stagedCh: make(chan []staged, 16), failed: map[int]*failedShard{},
 		metrics: newMetrics(),
 	}
 	welcome, err := w.handshake()
@@ -84,11 +103,35 @@ func Run(link *ipc.Link, index, phase int, log hclog.Logger) error {
 	}, log.Named("runner"))
 	defer w.dispatch.Close()
 	w.pipe = runner.NewPipeline(w.set.MaxInflight, w.dispatch, log.Named("pipeline"))
-	w.commit = newCommitter(link, log, w.metrics)
+	w.commit = newCommitter(link, log, w.metrics, w.pipe.Submit)
 	w.applyRules(welcome.Rules)
 	go w.readLoop()
-	w.acquire(ipc.Acquire{Shards: welcome.Shards, Running: welcome.Running})
-	return w.loop()
+	w.acquire(ipc.Acquire{Shards: welcome.Shards, Running: welcome.Running, Epoch: welcome.Epoch})
+	err = w.loop()
+	w.flushLink()
+	return err
+}
+
+// linkFlushTimeout bounds the wait for the master to read a worker's last
+// frames; a master that stopped reading is gone or about to kill us.
+const linkFlushTimeout = 5 * time.Second
+
+// flushLink writes every queued frame and closes the link. The last frames
+// of a draining worker are the outcomes of executions whose shards moved:
+// exiting with them still queued would leave those jobs triggered with no
+// execution anywhere.
+func (w *Worker) flushLink() {
+	done := make(chan error, 1)
+	go func() { done <- w.link.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			w.log.Debug("close master link", "error", err)
+		}
+	case <-time.After(linkFlushTimeout):
+		w.log.Warn("master did not read the last frames; dropping them", "timeout", linkFlushTimeout)
+		w.link.Abort()
+	}
 }
 
 func (w *Worker) handshake() (ipc.Welcome, error) {
@@ -154,6 +197,8 @@ func (w *Worker) loop() error {
 			w.tick(now)
 		case <-w.pipe.Results():
 			w.applyResults()
+		case f := <-w.commit.failures:
+			w.failSynced(f)
 		case <-beat.C:
 			w.sendStatus()
 			w.dispatch.Failures().Flush()
@@ -294,16 +339,24 @@ func (w *Worker) acquire(a ipc.Acquire) {
 		}
 		byShard[r.Shard][r.JobID] = r.Execution
 	}
-	ready := ipc.Ready{}
+	ready := ipc.Ready{Seq: a.Seq}
 	for _, n := range a.Shards {
 		if _, ok := w.shards[n]; ok {
 			ready.Shards = append(ready.Shards, n)
 			continue
 		}
-		sh, err := openShard(w.set, n, byShard[n], w.takeStaged(n), w.log)
+		sh, err := openShard(w.set, n, a.Epoch, byShard[n], w.takeStaged(n), w.log, w.opts)
 		if err != nil {
 			w.log.Error("cannot open shard", "shard", n, "error", err)
 			w.shardErrors[n] = err.Error()
+			if errors.Is(err, store.ErrLocked) {
+				// Another process still has it open: tried again later
+				// (fault.go), where a corrupt file stays down.
+				w.failed[n] = &failedShard{at: time.Now(), epoch: a.Epoch}
+				if len(byShard[n]) > 0 {
+					w.awaiting[n] = byShard[n]
+				}
+			}
 			// The shard stays down, the rest serve: its requests are
 			// answered with the reason, and /healthz reports it.
 			if ready.ShardErrors == nil {
@@ -321,6 +374,9 @@ func (w *Worker) acquire(a ipc.Acquire) {
 		ready.Shards = append(ready.Shards, n)
 	}
 	sort.Ints(ready.Shards)
+	// A status first, so the master counts the shards' jobs here by the
+	// time it hands them to us, not a heartbeat later (/varz, /metrics).
+	w.sendStatus()
 	w.send(ipc.TypeReady, ready)
 }
 
@@ -328,14 +384,31 @@ func (w *Worker) acquire(a ipc.Acquire) {
 // runs for them.
 func (w *Worker) release(r ipc.Release) {
 	w.commit.wait()
-	out := ipc.Released{}
+	out := ipc.Released{Seq: r.Seq}
+	var parked []runner.Result
 	for _, n := range r.Shards {
 		sh, ok := w.shards[n]
 		if !ok {
 			if _, down := w.shardErrors[n]; down {
-				// Never opened (corrupt): nothing to flush; the next owner
-				// tries, and reports, it again.
+				// Never opened (corrupt) or failed: nothing to flush; the
+				// next owner opens it from its file, and waits for what
+				// still runs here.
 				delete(w.shardErrors, n)
+				if f := w.failed[n]; f != nil {
+					parked = append(parked, f.parked...)
+					for _, r := range f.parked {
+						ex := r.Execution
+						out.Running = append(out.Running, ipc.RunningJob{Shard: n, JobID: ex.JobID, Execution: ex.Execution})
+					}
+					delete(w.failed, n)
+				}
+				for id, exec := range w.running[n] {
+					out.Running = append(out.Running, ipc.RunningJob{Shard: n, JobID: id, Execution: exec})
+				}
+				for id, exec := range w.awaiting[n] {
+					out.Running = append(out.Running, ipc.RunningJob{Shard: n, JobID: id, Execution: exec})
+				}
+				delete(w.awaiting, n)
 				out.Shards = append(out.Shards, n)
 			}
 			continue
@@ -360,7 +433,11 @@ func (w *Worker) release(r ipc.Release) {
 		delete(w.awaiting, n)
 		out.Shards = append(out.Shards, n)
 	}
+	w.sendStatus() // as in acquire: the released jobs are no longer counted here
 	w.send(ipc.TypeReleased, out)
+	for _, r := range parked { // after Released: the master tracks them from it
+		w.send(ipc.TypeOutcome, outcomeOf(r))
+	}
 }
 
 func (w *Worker) closeShards() {
@@ -380,6 +457,7 @@ func (w *Worker) closeShards() {
 func (w *Worker) shutdown(timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	w.commit.wait() // executions waiting for their triggered records start first
 	w.log.Info("worker draining", "inflight", w.pipe.Inflight(), "pending", w.pipe.Pending())
 	for _, ex := range w.pipe.Shutdown(ctx) {
 		// Never started: a released shard's new owner plans it again; an
@@ -399,7 +477,7 @@ func (w *Worker) statusNow() ipc.Status {
 		UptimeNs: time.Since(w.started).Nanoseconds(), Persistence: w.set.Persistence,
 		Compression: "idle", Framerate: w.set.Framerate, RequestsCount: w.requests.Load(),
 		ExecutionsPending: int64(w.pipe.Pending()), ExecutionsInflight: int64(w.pipe.Inflight()),
-		RSSBytes: rssBytes(),
+		RSSBytes: ipc.RSSBytes(),
 		TriggerLateness: ipc.Lateness{Count: w.lateness.count, P50Ns: w.lateness.quantile(0.5),
 			P99Ns: w.lateness.quantile(0.99), MaxNs: w.lateness.max},
 	}

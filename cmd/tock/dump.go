@@ -461,8 +461,21 @@ func appendDumpTextRecord(b []byte, r store.Record) []byte {
 		b = protocol.AppendToken(append(b, "REMOVE "...), r.ID)
 	case store.RecordRuleRemoval:
 		b = protocol.AppendToken(append(b, "REMOVERULE "...), r.ID)
+	case store.RecordOwner:
+		b = strconv.AppendUint(append(b, "OWNER epoch="...), r.Owner.Epoch, 10)
+		b = appendDumpFileID(append(b, " file_id="...), r.Owner.FileID)
 	}
 	return append(b, '\n')
+}
+
+// appendDumpFileID writes a shard file's id (owner records, fencing) as 16
+// hex digits.
+func appendDumpFileID(b []byte, id uint64) []byte {
+	const digits = "0123456789abcdef"
+	for shift := 60; shift >= 0; shift -= 4 {
+		b = append(b, digits[(id>>uint(shift))&0xf])
+	}
+	return b
 }
 
 func appendDumpTextOutcome(b []byte, o *store.Outcome) []byte {
@@ -525,6 +538,9 @@ func appendDumpJSONRecord(b []byte, r store.Record) []byte {
 		b = appendDumpJSONString(append(b, `{"type":"remove","identifier":`...), r.ID)
 	case store.RecordRuleRemoval:
 		b = appendDumpJSONString(append(b, `{"type":"remove_rule","identifier":`...), r.ID)
+	case store.RecordOwner:
+		b = strconv.AppendUint(append(b, `{"type":"owner","epoch":`...), r.Owner.Epoch, 10)
+		b = append(appendDumpFileID(append(b, `,"file_id":"`...), r.Owner.FileID), '"')
 	}
 	return append(b, "}\n"...)
 }
