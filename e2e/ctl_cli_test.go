@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -205,6 +207,24 @@ func TestCtl_Actions(t *testing.T) {
 	for _, want := range []string{"phased restart to phase", "worker 0: pid", "worker 1: pid", "done: phase"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Fatalf("phased-restart --wait output has no %q:\n%s", want, r.stdout)
+		}
+	}
+	// Each worker's line lists all the shards it ended with, not the empty
+	// or partial list of a worker still receiving them.
+	for _, w := range after.WorkerStatus {
+		want := fmt.Sprintf("worker %d: pid ", w.Index)
+		var line string
+		for _, l := range strings.Split(r.stdout, "\n") {
+			if strings.HasPrefix(l, want) {
+				line = l
+			}
+		}
+		shards := make([]string, len(w.Shards))
+		for i, n := range w.Shards {
+			shards[i] = strconv.Itoa(n)
+		}
+		if !strings.HasSuffix(line, "shards "+strings.Join(shards, ",")) {
+			t.Fatalf("phased-restart --wait: worker %d's line %q does not end with its shards %v", w.Index, line, w.Shards)
 		}
 	}
 	for _, pid := range statPIDs(after) {

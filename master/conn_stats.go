@@ -54,8 +54,10 @@ var reasonNames = [numReasons]string{
 
 func (r closeReason) String() string { return reasonNames[r] }
 
-// numOpSlots covers protocol.Op values (0 = a line that did not parse).
-const numOpSlots = int(protocol.OpAuth) + 1
+// numOpSlots covers protocol.Op values (0 = a line that did not parse) up
+// to the last one, OpInfo; TestOpSlotsCoverEveryOp fails when an op is
+// added after it without moving this bound.
+const numOpSlots = int(protocol.OpInfo) + 1
 
 // connCounters are one connection's figures. The reader goroutine writes
 // the in-figures, the writer goroutine the out-figures and results; each

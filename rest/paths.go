@@ -65,12 +65,20 @@ const (
 	MaxLimit     = 10000
 )
 
-// ParseListQuery decodes GET /jobs's prefix, status, limit and cursor.
+// ParseListQuery decodes GET /jobs's prefix, status, limit and cursor;
+// an absent or empty one is the default (docs/rest.md).
 func ParseListQuery(raw string) (ListQuery, error) {
 	r := &http.Request{URL: &url.URL{RawQuery: raw}}
 	q, err := parseQuery(r, "prefix", "status", "limit", "cursor")
 	if err != nil {
 		return ListQuery{}, err
+	}
+	// An empty value is the default, as on the monitoring endpoints of the
+	// same listener: a client may send ?limit=&cursor= for a first page.
+	for name, v := range q {
+		if v == "" {
+			delete(q, name)
+		}
 	}
 	lq := ListQuery{Prefix: q["prefix"], Limit: DefaultLimit}
 	if len(lq.Prefix) > maxIDLen {

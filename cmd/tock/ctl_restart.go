@@ -54,18 +54,20 @@ func waitRollout(cl *ctlClient, before master.Stats, timeout time.Duration) erro
 		if _, err := cl.get("/stats", &st); err != nil {
 			return err
 		}
+		pr := st.PhasedRestart
+		done := st.Phase >= target && !pr.InProgress && st.OldWorkers == 0
 		for _, w := range st.WorkerStatus {
-			if w.Phase >= target && w.Booted && !w.Draining && !reported[w.Index] {
+			if w.Phase >= target && w.Booted && !w.Draining && !reported[w.Index] &&
+				(done || handedOver(st, w)) {
 				reported[w.Index] = true
 				fmt.Printf("worker %d: pid %d -> %d, phase %d, booted, shards %s\n",
 					w.Index, pidsBefore[w.Index], w.PID, w.Phase, shardList(w.Shards))
 			}
 		}
-		pr := st.PhasedRestart
 		switch {
 		case !pr.InProgress && pr.LastError != nil:
 			return fmt.Errorf("phased restart aborted: %s (the old workers keep serving)", *pr.LastError)
-		case st.Phase >= target && !pr.InProgress && st.OldWorkers == 0:
+		case done:
 			fmt.Printf("done: phase %d, %d workers booted\n", st.Phase, st.BootedWorkers)
 			return nil
 		case time.Now().After(deadline):
@@ -74,4 +76,16 @@ func waitRollout(cl *ctlClient, before master.Stats, timeout time.Duration) erro
 		}
 		time.Sleep(waitPollInterval) // polling period of the progress display
 	}
+}
+
+// handedOver reports whether the worker its new replacement w took over
+// from has released all its shards: a new worker boots with none and
+// receives them one at a time, so before that its shard list is partial.
+func handedOver(st master.Stats, w master.WorkerStats) bool {
+	for _, o := range st.WorkerStatus {
+		if o.Index == w.Index && o.PID != w.PID && len(o.Shards) > 0 {
+			return false
+		}
+	}
+	return len(w.Shards) > 0
 }

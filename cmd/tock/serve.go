@@ -107,6 +107,12 @@ func runServe(c *cli.Context) error {
 	defer cancel()
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, servedSignals...)
+	// A log pipe whose reader is gone (`tock serve 2>&1 | tee tock.log`,
+	// where Ctrl-C ends tee too) must not kill the master halfway through
+	// its stop: with SIGPIPE caught, a write to it fails instead and the
+	// stop goes on. Caught rather than ignored, so that the processes the
+	// runners start get the default disposition.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	go func() {
 		for {
 			select {
