@@ -22,6 +22,7 @@ func TestRequestRoundTrip(t *testing.T) {
 		"neg":   {Seq: 4, Op: OpSet, Shard: 1, Key: "past", Execution: -5},
 		"info":  {Seq: 5, Op: OpInfo, Shard: 2, Key: "a b/c"},
 		"list":  {Seq: 6, Op: OpList, Shard: 7, Key: "a.", After: "a.5", Limit: 1000, Statuses: 1 << 3},
+		"retry": {Seq: 7, Op: OpSet, Shard: 1, Key: "again", Execution: 9, Retried: true},
 	}
 	for name, r := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -146,6 +147,7 @@ func FuzzDecodeFrame(f *testing.F) {
 	f.Add(AppendFrame(nil, TypeReply, AppendReply(nil, Reply{Seq: 1, Kind: KindJobs, Jobs: []JobLine{{ID: "x", Execution: 3}}})))
 	f.Add(AppendFrame(nil, TypeStatus, []byte(`{"jobs_total":3}`)))
 	f.Add([]byte{0, 0, 0, 0})
+	f.Add(AppendFrame(nil, TypeRequest, AppendRequest(nil, Request{Seq: 1, Op: OpSet, Shard: 2, Key: "a.b", Execution: 5, Retried: true})))
 	f.Add(AppendFrame(nil, TypeRequest, AppendRequest(nil, Request{Seq: 1, Op: OpList, Shard: 2, Key: "a.", After: "a.b", Limit: 10})))
 	f.Add(AppendFrame(nil, TypeReply, AppendReply(nil, Reply{Seq: 1, Kind: KindInfo, Outcome: &store.Outcome{Error: "x"}})))
 	f.Add(AppendFrame(nil, TypeReply, AppendReply(nil, Reply{Seq: 1, Kind: KindPage, More: true, Jobs: []JobLine{{ID: "x"}}})))

@@ -60,21 +60,34 @@ type Request struct {
 	Shard     int
 	Key       string // job id, or prefix for OpQuery
 	Execution int64  // OpSet
+	// Retried marks a request the master sends again because the worker it
+	// was first sent to died before replying: that worker may have applied
+	// it (docs/operations.md, "Supervision"). Carried in the op byte's
+	// top bit, so a payload without it decodes as before.
+	Retried bool
 	// OpList only.
 	After    string
 	Limit    int32
 	Statuses uint8
 }
 
+// opRetried is the op byte's flag for Request.Retried.
+const opRetried = 0x80
+
 // ErrMalformed marks a payload that does not decode.
 var ErrMalformed = errors.New("ipc: malformed payload")
 
 // AppendRequest appends r's binary payload:
 // seq u64 | op u8 | shard i32 | key u32-len bytes | execution i64, and for
-// OpList: after u32-len bytes | limit i32 | statuses u8.
+// OpList: after u32-len bytes | limit i32 | statuses u8. The op byte's top
+// bit is Retried.
 func AppendRequest(dst []byte, r Request) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, r.Seq)
-	dst = append(dst, byte(r.Op))
+	op := byte(r.Op)
+	if r.Retried {
+		op |= opRetried
+	}
+	dst = append(dst, op)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(int32(r.Shard)))
 	dst = appendStr(dst, r.Key)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(r.Execution))
@@ -89,7 +102,10 @@ func AppendRequest(dst []byte, r Request) []byte {
 // DecodeRequest decodes a Request payload.
 func DecodeRequest(p []byte) (Request, error) {
 	d := decoder{b: p}
-	r := Request{Seq: d.u64(), Op: Op(d.u8()), Shard: int(int32(d.u32()))}
+	r := Request{Seq: d.u64()}
+	op := d.u8()
+	r.Op, r.Retried = Op(op&^opRetried), op&opRetried != 0
+	r.Shard = int(int32(d.u32()))
 	r.Key = d.str()
 	r.Execution = int64(d.u64())
 	if r.Op == OpList {

@@ -279,6 +279,9 @@ func (r *Router) WorkerGone(w *proc) {
 		case p.req.Op == ipc.OpRemove:
 			go p.finish(errorReply(ErrWorkerCrashed))
 		default:
+			// The dead worker may have applied it before dying: the next
+			// owner must not apply a SET a second time (worker/requests.go).
+			p.req.Retried = true
 			retry[p.req.Shard] = append(retry[p.req.Shard], p)
 		}
 	}

@@ -129,7 +129,7 @@ func TestRouter_WorkerGone(t *testing.T) {
 
 // TestRouter_RetryKeepsOrder: requests in flight at a dead worker are
 // older than those held meanwhile, so they go first (a later SET of a job
-// must not be overtaken by an earlier one).
+// must not be overtaken by an earlier one), marked Retried.
 func TestRouter_RetryKeepsOrder(t *testing.T) {
 	r := NewRouter(1, 10, time.Minute)
 	p, far := fakeProc(t)
@@ -144,6 +144,11 @@ func TestRouter_RetryKeepsOrder(t *testing.T) {
 	held := r.shards[0].held
 	if len(held) != 2 || held[0].req.Execution != 100 || held[1].req.Execution != 200 {
 		t.Fatalf("held after crash: %+v", held)
+	}
+	// The dead worker may have applied the first: its next owner is told,
+	// so it does not apply a SET twice. The second was never sent.
+	if !held[0].req.Retried || held[1].req.Retried {
+		t.Fatalf("retried flags: %v, %v; want true, false", held[0].req.Retried, held[1].req.Retried)
 	}
 }
 

@@ -38,6 +38,15 @@ func (w *Worker) handleRequest(req ipc.Request) {
 	case ipc.OpList:
 		w.reply(listPage(sh, req))
 	case ipc.OpSet:
+		if req.Retried && sh.setInEffect(req.Key, req.Execution) {
+			// The worker this SET was first sent to applied it and died
+			// before replying; this shard replayed it and may have run
+			// the job already. Applying it again would re-plan the job
+			// and run it twice with no crash of the run in between.
+			// Acknowledged with the batch, after what came before it.
+			w.batch = append(w.batch, batchReply{r: ipc.Reply{Seq: req.Seq, Kind: ipc.KindOK}, sh: sh})
+			return
+		}
 		sh.remember(req.Key)
 		sh.jobs.Set(req.Key, req.Execution)
 		delete(w.awaiting[sh.id], req.Key) // a re-SET supersedes a remote run

@@ -32,6 +32,9 @@ type shard struct {
 	// write error (fault.go).
 	epoch   uint64
 	lastErr error
+	// openedAt is when this worker opened the shard (wall clock, ns): a
+	// job whose last run started since was planned or triggered at open.
+	openedAt int64
 
 	compaction  string // idle, running, success, failure
 	lastCompact time.Time
@@ -55,7 +58,7 @@ func ShardPath(dataDir string, n int) string {
 //
 // With a read-ahead (pre), only the records written after it are replayed.
 func openShard(set ipc.Settings, n int, epoch uint64, running map[string]int64, pre *staged, log hclog.Logger, opts runOptions) (*shard, error) {
-	sh := &shard{id: n, jobs: store.NewJobs(), compaction: "idle", lastCompact: time.Now(), epoch: epoch}
+	sh := &shard{id: n, jobs: store.NewJobs(), compaction: "idle", lastCompact: time.Now(), epoch: epoch, openedAt: time.Now().UnixNano()}
 	if set.Persistence == "memory" {
 		sh.log = store.NewMemoryLog()
 		return sh, nil
@@ -100,6 +103,28 @@ func openShard(set ipc.Settings, n int, epoch uint64, running map[string]int64, 
 	log.Debug("shard opened", "shard", n, "records", res.Records, "from", so.From, "jobs", sh.jobs.Len(), "rerun", len(rerun),
 		"epoch", epoch, "previous_epoch", opened.Previous.Epoch, "file_id", fmt.Sprintf("%016x", opened.Owner.FileID))
 	return sh, nil
+}
+
+// setInEffect reports whether a retried SET of id at exec (ipc.Request
+// Retried) is already in effect here, so that applying it again would only
+// run the job a second time. It is when the job has that execution and is
+// planned or triggered (the SET, or one identical to it, is what planned
+// it), or finished a run that started after this worker opened the shard
+// (it was planned or triggered at open, so the SET had been applied by the
+// worker that died). A job that had already run when the shard was opened
+// is planned again: then the lost SET asked for a new run.
+func (sh *shard) setInEffect(id string, exec int64) bool {
+	j, ok := sh.jobs.Get(id)
+	if !ok || j.Execution != exec {
+		return false
+	}
+	switch j.Status {
+	case store.Planned, store.Triggered:
+		return true
+	case store.Executed, store.Failed:
+		return j.Outcome != nil && j.Outcome.StartedAt >= sh.openedAt
+	}
+	return false
 }
 
 func fsyncPolicy(s string) store.FsyncPolicy {
