@@ -81,6 +81,12 @@ func replay(path string, fn func(Record) error, repair bool) (ReplayResult, erro
 }
 
 func replayFrom(path string, offset int64, fn func(Record) error, repair bool) (ReplayResult, error) {
+	return replayFromInto(path, offset, fn, nil, repair)
+}
+
+// replayFromInto is replayFrom; with into set, records are applied to it
+// straight from their payloads instead of being passed to fn.
+func replayFromInto(path string, offset int64, fn func(Record) error, into *Jobs, repair bool) (ReplayResult, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return ReplayResult{}, nil
@@ -93,7 +99,7 @@ func replayFrom(path string, offset int64, fn func(Record) error, repair bool) (
 	if err != nil {
 		return ReplayResult{}, fmt.Errorf("replay %s: %w", path, err)
 	}
-	s := &scanner{path: path, f: f, size: st.Size()}
+	s := &scanner{path: path, f: f, size: st.Size(), into: into}
 	if offset > 0 {
 		if offset < int64(headerSize) || offset > st.Size() {
 			return ReplayResult{}, fmt.Errorf("replay %s: offset %d outside the log (size %d)", path, offset, st.Size())
@@ -139,8 +145,11 @@ type scanner struct {
 	off  int64 // where the next frame starts
 	// skipHeader: the scan starts after the header (ReplayFrom).
 	skipHeader bool
-	buf        []byte
-	res        ReplayResult
+	// into, when set, gets every record applied (see ReplayJobs).
+	into *Jobs
+	hdr  [frameHeaderSize]byte
+	buf  []byte
+	res  ReplayResult
 }
 
 func (s *scanner) run(fn func(Record) error) (ReplayResult, error) {
@@ -198,8 +207,8 @@ func (s *scanner) next() (rec Record, done bool, err error) {
 		s.torn(fmt.Sprintf("partial frame header (%d of %d bytes)", left, frameHeaderSize))
 		return Record{}, true, nil
 	}
-	var h [frameHeaderSize]byte
-	if _, err := io.ReadFull(s.r, h[:]); err != nil {
+	h := s.hdr[:] // in the scanner: a local array would escape through ReadFull
+	if _, err := io.ReadFull(s.r, h); err != nil {
 		return Record{}, true, fmt.Errorf("replay %s: read at offset %d: %w", s.path, s.off, err)
 	}
 	n := int64(binary.BigEndian.Uint32(h[:4]))
@@ -227,6 +236,12 @@ func (s *scanner) next() (rec Record, done bool, err error) {
 			return Record{}, true, nil
 		}
 		return Record{}, true, s.corrupt(reason)
+	}
+	if s.into != nil {
+		if err := s.into.applyPayload(s.buf); err != nil {
+			return Record{}, true, s.corrupt(err.Error())
+		}
+		return Record{}, false, nil
 	}
 	rec, err = DecodeRecord(s.buf)
 	if err != nil {

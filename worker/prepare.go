@@ -45,10 +45,7 @@ func readAhead(set ipc.Settings, n int) staged {
 		st.err = err
 		return st
 	}
-	res, err := store.ReplayFrom(path, 0, func(r store.Record) error {
-		st.jobs.Apply(r)
-		return nil
-	}, false)
+	res, err := store.ReplayJobs(path, 0, st.jobs, false)
 	if err != nil {
 		st.err = err
 		return st

@@ -58,10 +58,7 @@ func openShard(set ipc.Settings, n int, running map[string]int64, pre *staged, l
 	if pre != nil {
 		sh.jobs, from = pre.jobs, pre.offset
 	}
-	res, err := store.ReplayFrom(sh.path, from, func(r store.Record) error {
-		sh.jobs.Apply(r)
-		return nil
-	}, true)
+	res, err := store.ReplayJobs(sh.path, from, sh.jobs, true)
 	if err != nil {
 		return nil, fmt.Errorf("open shard %d: %w", n, err)
 	}
