@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"sync"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/tockd/tock/ipc"
 	"github.com/tockd/tock/store"
@@ -52,20 +54,7 @@ func (c *committer) run() {
 }
 
 func (c *committer) commit(batches []commitBatch) {
-	failed := map[store.ShardLog]error{}
-	seen := map[store.ShardLog]bool{}
-	for _, b := range batches {
-		for _, l := range b.logs {
-			if seen[l] {
-				continue
-			}
-			seen[l] = true
-			if err := l.Sync(); err != nil {
-				c.log.Error("sync shard log", "error", err)
-				failed[l] = err
-			}
-		}
-	}
+	failed := c.syncAll(batches)
 	for _, b := range batches {
 		syncErr := ""
 		for _, l := range b.logs {
@@ -85,6 +74,58 @@ func (c *committer) commit(batches []commitBatch) {
 			close(b.barrier)
 		}
 	}
+}
+
+// syncAll syncs every log the batches touched, once each, and returns the
+// failures. The fsyncs of different shard files are issued concurrently:
+// the filesystem folds concurrent fsyncs into one journal commit and the
+// disk serves them as one queue, so a group commit touching every shard of
+// the worker costs about one fsync rather than one per shard file (issue
+// 11: 8 files, 1.8-2.1 ms concurrently against 4.5-9.6 ms one after the
+// other on this machine's ext4). Each shard keeps its own file, so it stays
+// separable for a handoff.
+func (c *committer) syncAll(batches []commitBatch) map[store.ShardLog]error {
+	var logs []store.ShardLog
+	seen := map[store.ShardLog]bool{}
+	for _, b := range batches {
+		for _, l := range b.logs {
+			if !seen[l] {
+				seen[l] = true
+				logs = append(logs, l)
+			}
+		}
+	}
+	errs := syncLogs(logs, true)
+	failed := map[store.ShardLog]error{}
+	for i, err := range errs {
+		if err != nil {
+			c.log.Error("sync shard log", "error", err)
+			failed[logs[i]] = err
+		}
+	}
+	return failed
+}
+
+// syncLogs syncs logs, concurrently or one after the other (the latter
+// only for BenchmarkGroupCommitSync's comparison), and returns each error.
+func syncLogs(logs []store.ShardLog, concurrently bool) []error {
+	errs := make([]error, len(logs))
+	if len(logs) == 1 || !concurrently {
+		for i, l := range logs {
+			errs[i] = l.Sync()
+		}
+		return errs
+	}
+	var wg sync.WaitGroup
+	for i, l := range logs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = l.Sync()
+		}()
+	}
+	wg.Wait()
+	return errs
 }
 
 // submit queues a batch.
