@@ -2,9 +2,11 @@ package store
 
 import (
 	"fmt"
+	"math"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"slices"
 	"syscall"
 	"testing"
@@ -243,4 +245,100 @@ func threadTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkStoreServeGC: a store of n planned jobs serving a steady load
+// (each op SETs a new job from a freshly decoded id, triggers the one now
+// due and removes it, and allocates what decoding a request does), while
+// the collector runs cycle after cycle. Reports the p99 and worst stop-the-world GC pause, the
+// p99 op latency (mark assists show there), and the share of CPU the
+// collector took.
+func BenchmarkStoreServeGC(b *testing.B) {
+	for _, n := range []int{1_000_000, 10_000_000} {
+		b.Run(fmt.Sprintf("%dM", n/1_000_000), func(b *testing.B) {
+			if n > 1_000_000 && !*bigBench {
+				b.Skip("takes a minute and ~2 GB; run with -big")
+			}
+			j := NewJobs()
+			for i := range n {
+				j.Set(benchID(i), int64(i))
+			}
+			runtime.GC()
+			samples := []metrics.Sample{{Name: "/sched/pauses/total/gc:seconds"},
+				{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/cpu/classes/total:cpu-seconds"}}
+			metrics.Read(samples)
+			pauses0 := samples[0].Value.Float64Histogram()
+			pause0 := slices.Clone(pauses0.Counts)
+			gc0, total0 := samples[1].Value.Float64(), samples[2].Value.Float64()
+			lat := make([]time.Duration, 0, 1<<20)
+			var sink []byte
+			// Collections back to back, so that every size sees many
+			// cycles (a 10M store's heap would otherwise outgrow the run).
+			stop, gcDone := make(chan struct{}), make(chan int)
+			go func() {
+				cycles := 0
+				for {
+					select {
+					case <-stop:
+						gcDone <- cycles
+						return
+					default:
+						runtime.GC()
+						cycles++
+					}
+				}
+			}()
+			b.ResetTimer()
+			i := n
+			for b.Loop() {
+				start := time.Now()
+				req := fmt.Appendf(make([]byte, 0, 64), "app.job.%016d", i) // a decoded request
+				sink = make([]byte, 128)                                    // and its reply
+				j.Set(string(req), int64(i))
+				j.PopDue(int64(i-n), 1, func(job Job, _ uint64) { j.Remove(job.ID) })
+				if len(lat) < cap(lat) {
+					lat = append(lat, time.Since(start))
+				}
+				i++
+			}
+			b.StopTimer()
+			close(stop)
+			b.ReportMetric(float64(<-gcDone), "gc-cycles")
+			runtime.KeepAlive(sink)
+			metrics.Read(samples)
+			h := samples[0].Value.Float64Histogram()
+			counts := slices.Clone(h.Counts)
+			for k := range pause0 {
+				counts[k] -= pause0[k]
+			}
+			b.ReportMetric(histQuantile(h.Buckets, counts, 0.99)*1e6, "gc-pause-p99-µs")
+			b.ReportMetric(histQuantile(h.Buckets, counts, 1)*1e6, "gc-pause-max-µs")
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "op-p99-µs")
+			if dt := samples[2].Value.Float64() - total0; dt > 0 {
+				b.ReportMetric(100*(samples[1].Value.Float64()-gc0)/dt, "gc-cpu-%")
+			}
+		})
+	}
+}
+
+// histQuantile is the upper bound of the bucket holding quantile q of a
+// runtime/metrics histogram's counts.
+func histQuantile(buckets []float64, counts []uint64, q float64) float64 {
+	var total uint64
+	for _, c := range counts {
+		total += c
+	}
+	if total == 0 {
+		return 0
+	}
+	want := uint64(math.Ceil(q * float64(total)))
+	var seen uint64
+	for k, c := range counts {
+		seen += c
+		if seen >= want {
+			return buckets[k+1]
+		}
+	}
+	return buckets[len(buckets)-1]
 }
