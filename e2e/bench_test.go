@@ -40,7 +40,11 @@ var (
 	benchBaseEcho     = map[string]float64{}
 	benchBaseRedis    float64
 	benchBaseRedisAOF float64
-	benchRunDeadline  = 5 * time.Minute // one bench.Run, at most
+	// redis with appendfsync always, and tock with persistence = memory:
+	// the peers of tock's fsync = always.
+	benchBaseRedisAlways float64
+	benchBaseTockMemory  float64
+	benchRunDeadline     = 5 * time.Minute // one bench.Run, at most
 )
 
 func benchRequestsOr(n int) int {
@@ -145,6 +149,32 @@ func (l *benchLogTail) problemLines() ([]string, int) {
 type benchCluster struct {
 	addr string
 	logs *benchLogTail
+	pid  int // the master's
+}
+
+// pids are the cluster's server processes: the master and its workers.
+func (c *benchCluster) pids() []int { return append([]int{c.pid}, benchChildPIDs(c.pid)...) }
+
+// benchCPU is the user+system CPU time so far of the processes pids (every
+// thread of each), from /proc/<pid>/stat; a process that is gone counts 0.
+func benchCPU(pids []int) time.Duration {
+	var ticks int64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 13 {
+			continue
+		}
+		var ut, st int64
+		fmt.Sscan(f[11], &ut) // utime, field 14 of stat
+		fmt.Sscan(f[12], &st) // stime, field 15
+		ticks += ut + st
+	}
+	return time.Duration(ticks) * (time.Second / 100) // USER_HZ is 100 on Linux
 }
 
 // startClusterTB is startCluster for any testing.TB: it writes cfg (see
@@ -199,7 +229,7 @@ func startClusterTB(tb testing.TB, dir, cfg string) *benchCluster {
 		default:
 		}
 		if m := readyRE.FindStringSubmatch(logs.headString()); m != nil {
-			return &benchCluster{addr: m[1], logs: logs}
+			return &benchCluster{addr: m[1], logs: logs, pid: cmd.Process.Pid}
 		}
 		if time.Now().After(deadline) {
 			tb.Fatalf("tock not ready after 60s\n%s", logs.String())
@@ -241,6 +271,16 @@ func benchChildPIDs(pid int) []int {
 // errors are logged.
 func benchRunLoad(b *testing.B, cfg bench.Config, logs *benchLogTail, vs ...string) bench.Result {
 	b.Helper()
+	return benchRunLoadCPU(b, cfg, logs, nil, vs...)
+}
+
+// benchRunLoadCPU is benchRunLoad that also reports server-µs/req: the CPU
+// time (user+system, all threads) the server processes listed by pids used
+// during the measured runs, per request. It is the figure a busy machine
+// disturbs least. vs may also name "redis-always" (x-redis-always) and
+// "memory" (x-memory, tock with persistence = memory).
+func benchRunLoadCPU(b *testing.B, cfg bench.Config, logs *benchLogTail, pids func() []int, vs ...string) bench.Result {
+	b.Helper()
 	warm := cfg
 	warm.Requests = max(cfg.Requests/10, 1000)
 	warm.Prefix = "warm."
@@ -253,10 +293,20 @@ func benchRunLoad(b *testing.B, cfg bench.Config, logs *benchLogTail, vs ...stri
 	name := fmt.Sprintf("c%dxp%d", cfg.Clients, cfg.Pipeline)
 	b.Run(name, func(b *testing.B) {
 		var rs []bench.Result
+		var cpu time.Duration
 		for range b.N {
+			var ps []int
+			var cpu0 time.Duration
+			if pids != nil {
+				ps = pids()
+				cpu0 = benchCPU(ps)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), benchRunDeadline)
 			res, err := bench.Run(ctx, cfg)
 			cancel()
+			if pids != nil {
+				cpu += benchCPU(ps) - cpu0
+			}
 			if err != nil {
 				b.Fatalf("%v\n%s", err, res)
 			}
@@ -269,6 +319,9 @@ func benchRunLoad(b *testing.B, cfg bench.Config, logs *benchLogTail, vs ...stri
 		b.ReportMetric(float64(m.P50)/1e3, "p50-µs")
 		b.ReportMetric(float64(m.P99)/1e3, "p99-µs")
 		b.ReportMetric(float64(m.Max)/1e3, "max-µs")
+		if pids != nil && m.Requests > 0 {
+			b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(m.Requests), "server-µs/req")
+		}
 		if m.Errors > 0 {
 			b.ReportMetric(float64(m.Errors), "errors")
 		}
@@ -281,6 +334,10 @@ func benchRunLoad(b *testing.B, cfg bench.Config, logs *benchLogTail, vs ...stri
 				b.ReportMetric(m.Throughput/benchBaseRedis, "x-redis")
 			case v == "redis-aof" && benchBaseRedisAOF > 0:
 				b.ReportMetric(m.Throughput/benchBaseRedisAOF, "x-redis-aof")
+			case v == "redis-always" && benchBaseRedisAlways > 0:
+				b.ReportMetric(m.Throughput/benchBaseRedisAlways, "x-redis-always")
+			case v == "memory" && benchBaseTockMemory > 0:
+				b.ReportMetric(m.Throughput/benchBaseTockMemory, "x-memory")
 			}
 		}
 		benchBaseMu.Unlock()
@@ -337,7 +394,7 @@ func benchRedisServer() string {
 
 // benchStartRedis runs redis-server on a free loopback port with args and waits
 // until it answers PING.
-func benchStartRedis(b *testing.B, bin string, args ...string) string {
+func benchStartRedis(b *testing.B, bin string, args ...string) (addr string, pid int) {
 	b.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -365,7 +422,7 @@ func benchStartRedis(b *testing.B, bin string, args ...string) string {
 			<-exited
 		}
 	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	addr = fmt.Sprintf("127.0.0.1:%d", port)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
@@ -374,7 +431,7 @@ func benchStartRedis(b *testing.B, bin string, args ...string) string {
 			l, _ := bufio.NewReader(c).ReadString('\n')
 			c.Close()
 			if l == "+PONG\r\n" {
-				return addr
+				return addr, cmd.Process.Pid
 			}
 		}
 		select {
@@ -404,12 +461,14 @@ func BenchmarkRedisZADD(b *testing.B) {
 	}{
 		{"noaof", []string{"--appendonly", "no"}, &benchBaseRedis},
 		{"aof-everysec", []string{"--appendonly", "yes", "--appendfsync", "everysec"}, &benchBaseRedisAOF},
+		{"aof-always", []string{"--appendonly", "yes", "--appendfsync", "always"}, &benchBaseRedisAlways},
 	} {
 		b.Run(v.name, func(b *testing.B) {
 			cfg := benchShape("set", 16, 64, 500_000)
-			cfg.Addr = benchStartRedis(b, bin, v.args...)
+			addr, pid := benchStartRedis(b, bin, v.args...)
+			cfg.Addr = addr
 			cfg.Protocol = "resp"
-			res := benchRunLoad(b, cfg, nil, "echo")
+			res := benchRunLoadCPU(b, cfg, nil, func() []int { return []int{pid} }, "echo")
 			benchBaseMu.Lock()
 			*v.base = res.Throughput
 			benchBaseMu.Unlock()
@@ -424,7 +483,10 @@ func BenchmarkClusterSetMemory(b *testing.B) {
 	c := startClusterTB(b, dir, benchClusterConfig(dir, `persistence = "memory"`))
 	cfg := benchShape("set", 16, 64, 500_000)
 	cfg.Addr = c.addr
-	benchRunLoad(b, cfg, c.logs, "echo", "redis")
+	res := benchRunLoadCPU(b, cfg, c.logs, c.pids, "echo", "redis")
+	benchBaseMu.Lock()
+	benchBaseTockMemory = res.Throughput
+	benchBaseMu.Unlock()
 }
 
 // BenchmarkClusterSetFsyncAlways: SET on the logfile, acknowledged after
@@ -434,7 +496,7 @@ func BenchmarkClusterSetFsyncAlways(b *testing.B) {
 	c := startClusterTB(b, dir, benchClusterConfig(dir, "persistence = \"logfile\"\nfsync = \"always\""))
 	cfg := benchShape("set", 16, 64, 200_000)
 	cfg.Addr = c.addr
-	benchRunLoad(b, cfg, c.logs, "echo", "redis-aof")
+	benchRunLoadCPU(b, cfg, c.logs, c.pids, "echo", "redis-aof", "redis-always", "memory")
 }
 
 // BenchmarkClusterSetNoPipeline: 16 connections, one request in flight each
@@ -444,7 +506,7 @@ func BenchmarkClusterSetNoPipeline(b *testing.B) {
 	c := startClusterTB(b, dir, benchClusterConfig(dir, `persistence = "memory"`))
 	cfg := benchShape("set", 16, 1, 100_000)
 	cfg.Addr = c.addr
-	benchRunLoad(b, cfg, c.logs, "echo")
+	benchRunLoadCPU(b, cfg, c.logs, c.pids, "echo")
 }
 
 // BenchmarkClusterSetSerial: one connection, one request at a time (target
@@ -454,7 +516,7 @@ func BenchmarkClusterSetSerial(b *testing.B) {
 	c := startClusterTB(b, dir, benchClusterConfig(dir, `persistence = "memory"`))
 	cfg := benchShape("set", 1, 1, 20_000)
 	cfg.Addr = c.addr
-	benchRunLoad(b, cfg, c.logs, "echo")
+	benchRunLoadCPU(b, cfg, c.logs, c.pids, "echo")
 }
 
 // BenchmarkClusterGet: GET of jobs that exist (a SET pass plans the whole
@@ -472,7 +534,7 @@ func BenchmarkClusterGet(b *testing.B) {
 	if res, err := bench.Run(ctx, fill); err != nil || res.Errors > 0 {
 		b.Fatalf("planning the key space: %v\n%s", err, res)
 	}
-	res := benchRunLoad(b, cfg, c.logs, "echo")
+	res := benchRunLoadCPU(b, cfg, c.logs, c.pids, "echo")
 	if res.NotFound > 0 {
 		b.Errorf("%d GETs of planned jobs answered not found", res.NotFound)
 	}

@@ -121,17 +121,22 @@ func (s *session) permitted(cmd protocol.Command) bool {
 // routeJob sends a single-job command to its shard's owner.
 func (m *Master) routeJob(c *call, cmd protocol.Command, req ipc.Request) {
 	req.Shard = ShardOf(req.Key, m.cfg.Cluster.Shards)
-	rid := cmd.RID
-	m.router.Route(&pending{req: req, deliver: func(r ipc.Reply) {
-		switch r.Kind {
-		case ipc.KindError:
-			c.finish(protocol.AppendError(nil, rid, r.Err))
-		case ipc.KindJob:
-			c.finish(protocol.AppendGet(nil, rid, r.Status, r.Execution))
-		default:
-			c.finish(protocol.AppendOK(nil, rid))
-		}
-	}})
+	c.rid = cmd.RID
+	c.job.req, c.job.to = req, c
+	m.router.Route(&c.job)
+}
+
+// finishJob answers a single-job request with the worker's reply; a short
+// one is encoded into the call itself.
+func (c *call) finishJob(r ipc.Reply) {
+	switch r.Kind {
+	case ipc.KindError:
+		c.finish(protocol.AppendError(nil, c.rid, r.Err))
+	case ipc.KindJob:
+		c.finish(protocol.AppendGet(c.buf[:0], c.rid, r.Status, r.Execution))
+	default:
+		c.finish(protocol.AppendOK(c.buf[:0], c.rid))
+	}
 }
 
 // query fans QUERY out to every shard (so a shard in handoff is waited for,

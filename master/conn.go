@@ -25,21 +25,33 @@ const (
 )
 
 // call is one request line's reply slot. Replies are written in the order
-// calls were read, whatever order workers answer in.
+// calls were read, whatever order workers answer in. It is the one
+// allocation of a single-job request: its way to the worker (job) rides in
+// it, a short reply is encoded into buf, and readiness is a flag plus the
+// connection's one wake-up channel rather than a channel per request.
 type call struct {
-	cc   *clientConn
-	out  []byte
-	done chan struct{}
-	op   uint8 // protocol.Op of the request, 0 if it did not parse (for stats)
+	cc    *clientConn
+	out   []byte
+	ready atomic.Bool // out is set: stored after out, loaded before reading it
+	op    uint8       // protocol.Op of the request, 0 if it did not parse (for stats)
+	job   pending     // a single-job request on its way (routeJob)
+	rid   string
+	buf   [40]byte
 }
 
-func (cc *clientConn) newCall() *call { return &call{cc: cc, done: make(chan struct{})} }
+func (cc *clientConn) newCall() *call { return &call{cc: cc} }
 
-// finish sets the reply bytes; called exactly once.
+// finish sets the reply bytes; called exactly once. The wake-up is dropped
+// when one is already pending: the writer checks every call's flag after
+// waking, so replies finished in a burst cost it one wake-up.
 func (c *call) finish(out []byte) {
 	c.out = out
 	c.cc.pendingBytes.Add(int64(len(out)))
-	close(c.done)
+	c.ready.Store(true)
+	select {
+	case c.cc.wake <- struct{}{}:
+	default:
+	}
 }
 
 // clientConn is one client connection.
@@ -52,6 +64,7 @@ type clientConn struct {
 	quit    chan struct{} // closed to stop reading (graceful stop)
 	once    sync.Once
 
+	wake         chan struct{} // a call finished (capacity 1: see call.finish)
 	pendingBytes atomic.Int64  // finished replies not yet written
 	room         chan struct{} // signalled when replies were written
 	fanouts      chan struct{} // one token per QUERY in flight
@@ -84,7 +97,7 @@ func (m *Master) acceptLoop() {
 		}
 		m.connections.Add(1)
 		cc := &clientConn{conn: c, remote: c.RemoteAddr().String(), started: time.Now(),
-			calls: make(chan *call, maxPipelined), quit: make(chan struct{}),
+			calls: make(chan *call, maxPipelined), quit: make(chan struct{}), wake: make(chan struct{}, 1),
 			room: make(chan struct{}, 1), fanouts: make(chan struct{}, maxFanouts)}
 		m.conns.add(cc)
 		go m.serveConn(cc)
@@ -234,16 +247,16 @@ func (m *Master) writeReplies(cc *clientConn) {
 		return true
 	}
 	for c := range cc.calls {
-		select {
-		case <-c.done:
-		default:
+		if !c.ready.Load() {
 			// The next reply is not ready: push out what we have first.
 			if !broken && w.Buffered() > 0 {
 				cc.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 				broken = fail(w.Flush())
 				batch.publish(&cc.stats)
 			}
-			<-c.done
+			for !c.ready.Load() {
+				<-cc.wake
+			}
 		}
 		n := len(c.out)
 		if broken {

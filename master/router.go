@@ -18,10 +18,13 @@ var (
 )
 
 // pending is one request on its way to a worker: in flight at its owner or
-// held in its shard's queue. deliver is called exactly once.
+// held in its shard's queue. Its reply is delivered exactly once: to
+// deliver, or when to is set (a single-job request, see routeJob) to that
+// call, with no closure to allocate.
 type pending struct {
 	req     ipc.Request
 	deliver func(ipc.Reply)
+	to      *call
 	heldAt  time.Time
 	// proc is the worker a fan-out (AllShards) request is bound to.
 	proc *proc
@@ -33,6 +36,10 @@ type pending struct {
 // finish delivers r unless a reply was delivered already.
 func (p *pending) finish(r ipc.Reply) {
 	if p.done.CompareAndSwap(false, true) {
+		if p.to != nil {
+			p.to.finishJob(r)
+			return
+		}
 		p.deliver(r)
 	}
 }

@@ -17,10 +17,9 @@ import (
 //
 //	LogfileWriteSync/writers=1    5-7k records/s, 1.00 fsyncs/record (~150 µs per fsync)
 //	LogfileWriteSync/writers=64   93-127k records/s, 0.033 fsyncs/record (~30 records per fsync)
-//	Replay (100k job records)     1.1-2.3M records/s into a Jobs store
-//	JobsMemory/1M                 117 bytes/job beyond the id
-//	JobsMemory/10M                105 bytes/job beyond the id (target <= 120)
-//	JobsSetPopDue (100k planned)  490-620 ns per SET + trigger
+//
+// The job store's figures, before and after its move to pointer-free slabs,
+// are with the benchmarks in jobs_bench_test.go.
 
 // BenchmarkLogfileWriteSync: one record per Write, each followed by Sync,
 // under FsyncAlways, from 1 and from 64 concurrent writers. Group commit

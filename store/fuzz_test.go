@@ -96,6 +96,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 			name += "_" + r.Rule.Runner.Kind.String()
 		}
 		writeSeed(t, "FuzzDecodeRecord", name, p)
+		writeSeed(t, "FuzzApplyPayload", name, p)
 	}
 	for name, data := range seedLogfiles(t) {
 		writeSeed(t, "FuzzReplay", name, data)

@@ -17,29 +17,46 @@ import (
 //
 // Outcomes are shared, not copied: an *Outcome given to the store or read
 // from it must not be modified afterwards.
+//
+// Layout. A shard may hold millions of jobs, so the store is made of
+// pointer-free slabs the garbage collector never has to scan: fixed-size
+// records in one slice (a job is a slot number), ids in a byte arena, an
+// open-addressing index from the id's hash to its slot, and the due heap
+// over slot numbers. Only jobs that have an outcome (variable-size error
+// text and output) have a pointer, in a map beside the slab.
+//
+// Ids handed out by Query, Page, Snapshot and Records share the arena's
+// bytes (they are immutable: the arena is append-only and a compaction of
+// it copies to a new one), so holding one keeps that arena alive; PopDue's
+// ids, which executions keep while they run, are copies.
 type Jobs struct {
-	byID   map[string]*entry
-	due    dueHeap
-	seq    uint64          // last generation handed out
-	counts [Failed + 1]int // jobs per status, kept on every transition
+	recs     slab     // by slot; a removed job's slot is on free
+	free     []uint32 // slots to reuse
+	index    idIndex
+	ids      idArena
+	due      dueHeap
+	outcomes map[uint32]*Outcome // by slot, only for jobs that have one
+	seq      uint64              // last generation handed out
+	counts   [Failed + 1]int     // jobs per status, kept on every transition
 }
 
-// entry is one job. Small on purpose (48 bytes): a shard may hold millions.
-type entry struct {
-	id      string
+// rec is one job: 32 bytes, no pointers.
+type rec struct {
 	exec    int64
 	seq     uint64 // generation, and insertion order among equal times
-	outcome *Outcome
-	heapIdx int32 // index in due while Planned, else -1
+	idOff   uint64 // where the id is in the arena
+	heapIdx int32  // index in due while Planned, else -1
 	status  Status
+	flags   uint8
 	// attempts counts the runs started since the last SET (in the
-	// padding: the entry stays 48 bytes).
+	// padding: the record stays 32 bytes).
 	attempts uint16
 }
 
-func (e *entry) job() Job {
-	return Job{ID: e.id, Execution: e.exec, Status: e.status, Outcome: e.outcome}
-}
+const (
+	recLive       = 1 << iota // the slot holds a job
+	recHasOutcome             // outcomes[slot] is set
+)
 
 // Counts is how many jobs there are, in total and per status.
 type Counts struct {
@@ -47,20 +64,53 @@ type Counts struct {
 }
 
 // NewJobs returns an empty store.
-func NewJobs() *Jobs { return &Jobs{byID: make(map[string]*entry)} }
+func NewJobs() *Jobs {
+	return &Jobs{index: newIDIndex(), outcomes: make(map[uint32]*Outcome)}
+}
 
 // Len is the number of jobs.
-func (j *Jobs) Len() int { return len(j.byID) }
+func (j *Jobs) Len() int { return j.index.n }
 
 // Counts returns the per-status counts in O(1).
 func (j *Jobs) Counts() Counts {
 	return Counts{
-		Total:     len(j.byID),
+		Total:     j.index.n,
 		Planned:   j.counts[Planned],
 		Triggered: j.counts[Triggered],
 		Executed:  j.counts[Executed],
 		Failed:    j.counts[Failed],
 	}
+}
+
+// lookup returns job id's slot, if it exists.
+func (j *Jobs) lookup(id string) (uint32, bool) {
+	_, slot, ok := j.index.find(id, hashID(j.index.seed, id), &j.ids, &j.recs)
+	return slot, ok
+}
+
+// idOf returns the id in slot s, sharing the arena's bytes.
+func (j *Jobs) idOf(s uint32) string { return j.ids.str(j.recs.at(s).idOff) }
+
+func (j *Jobs) job(s uint32, id string) Job {
+	r := j.recs.at(s)
+	job := Job{ID: id, Execution: r.exec, Status: r.status}
+	if r.flags&recHasOutcome != 0 {
+		job.Outcome = j.outcomes[s]
+	}
+	return job
+}
+
+// setOutcome sets slot s's outcome (nil clears it).
+func (j *Jobs) setOutcome(s uint32, o *Outcome) {
+	if o == nil {
+		if j.recs.at(s).flags&recHasOutcome != 0 {
+			delete(j.outcomes, s)
+			j.recs.at(s).flags &^= recHasOutcome
+		}
+		return
+	}
+	j.outcomes[s] = o
+	j.recs.at(s).flags |= recHasOutcome
 }
 
 // Set creates or replaces job id, planned at execution, whatever its
@@ -71,20 +121,16 @@ func (j *Jobs) Set(id string, execution int64) uint64 {
 
 func (j *Jobs) upsert(id string, execution int64, status Status) uint64 {
 	j.seq++
-	e := j.byID[id]
-	if e == nil {
-		// Clone: id may be a slice of a larger buffer the store must not pin.
-		e = &entry{id: strings.Clone(id), exec: execution, seq: j.seq, heapIdx: -1, status: status}
-		j.byID[e.id] = e
-		j.counts[status]++
-		if status == Planned {
-			j.due.push(e)
-		}
-		return e.seq
+	h := hashID(j.index.seed, id)
+	pos, s, ok := j.index.find(id, h, &j.ids, &j.recs)
+	if ok {
+		r := j.recs.at(s)
+		r.exec, r.seq, r.attempts = execution, j.seq, 0
+		j.transition(s, status)
+		return j.seq
 	}
-	e.exec, e.seq, e.attempts = execution, j.seq, 0
-	j.transition(e, status)
-	return e.seq
+	j.insert(id, h, pos, execution, j.seq, status)
+	return j.seq
 }
 
 // Replan plans job id again at execution without starting a new schedule:
@@ -92,76 +138,122 @@ func (j *Jobs) upsert(id string, execution int64, status Status) uint64 {
 // attempt count goes on. It returns the new generation; false when the job
 // does not exist.
 func (j *Jobs) Replan(id string, execution int64) (uint64, bool) {
-	e := j.byID[id]
-	if e == nil {
+	s, ok := j.lookup(id)
+	if !ok {
 		return 0, false
 	}
 	j.seq++
-	e.exec, e.seq = execution, j.seq
-	j.transition(e, Planned)
-	return e.seq, true
+	r := j.recs.at(s)
+	r.exec, r.seq = execution, j.seq
+	j.transition(s, Planned)
+	return j.seq, true
 }
 
-// started counts a run of e.
-func (e *entry) started() {
-	if e.attempts < ^uint16(0) {
-		e.attempts++
+// started counts a run of slot s.
+func (j *Jobs) started(s uint32) {
+	if r := j.recs.at(s); r.attempts < ^uint16(0) {
+		r.attempts++
 	}
 }
 
-// stamp gives o the attempt that produced it when it carries none.
-func (e *entry) stamp(o *Outcome) {
+// stamp gives o the attempt of slot s that produced it when it carries none.
+func (j *Jobs) stamp(s uint32, o *Outcome) {
 	if o != nil && o.Attempt == 0 {
-		o.Attempt = uint32(e.attempts)
+		o.Attempt = uint32(j.recs.at(s).attempts)
 	}
 }
 
-// transition moves e to status, keeping counts and the due heap in step.
-// It is also called when a planned job's key changed (planned → planned).
-func (j *Jobs) transition(e *entry, to Status) {
-	from := e.status
+// insert adds job id, which does not exist, hashes to h and goes at
+// position pos of the index (as find returned it), and returns its slot.
+func (j *Jobs) insert(id string, h, pos uint64, exec int64, seq uint64, status Status) uint32 {
+	var s uint32
+	if n := len(j.free); n > 0 {
+		s, j.free = j.free[n-1], j.free[:n-1]
+	} else {
+		s = j.recs.grow()
+	}
+	// The arena copies id: it may be a slice of a larger buffer the store
+	// must not pin.
+	*j.recs.at(s) = rec{exec: exec, seq: seq, idOff: j.ids.add(id), heapIdx: -1, status: status, flags: recLive}
+	j.index.insertAt(pos, h, s)
+	j.counts[status]++
+	if status == Planned {
+		j.due.push(&j.recs, s)
+	}
+	return s
+}
+
+// transition moves slot s to status, keeping counts and the due heap in
+// step. It is also called when a planned job's key changed (planned →
+// planned).
+func (j *Jobs) transition(s uint32, to Status) {
+	r := j.recs.at(s)
+	from := r.status
 	j.counts[from]--
 	j.counts[to]++
-	e.status = to
+	r.status = to
 	switch {
 	case from == Planned && to == Planned:
-		j.due.fix(e)
+		j.due.fix(&j.recs, s)
 	case from == Planned:
-		j.due.remove(e)
+		j.due.remove(&j.recs, s)
 	case to == Planned:
-		j.due.push(e)
+		j.due.push(&j.recs, s)
 	}
 }
 
 // Get returns job id.
 func (j *Jobs) Get(id string) (Job, bool) {
-	e := j.byID[id]
-	if e == nil {
+	s, ok := j.lookup(id)
+	if !ok {
 		return Job{}, false
 	}
-	return e.job(), true
+	return j.job(s, id), true
 }
 
 // Remove deletes job id and reports whether it existed. A result arriving
 // later for a run of it is ignored by Complete.
 func (j *Jobs) Remove(id string) bool {
-	e := j.byID[id]
-	if e == nil {
+	pos, s, ok := j.index.find(id, hashID(j.index.seed, id), &j.ids, &j.recs)
+	if !ok {
 		return false
 	}
-	if e.status == Planned {
-		j.due.remove(e)
+	r := j.recs.at(s)
+	if r.status == Planned {
+		j.due.remove(&j.recs, s)
 	}
-	j.counts[e.status]--
-	delete(j.byID, id)
+	j.counts[r.status]--
+	j.setOutcome(s, nil)
+	j.index.removeAt(pos)
+	j.ids.release(r.idOff)
+	*r = rec{heapIdx: -1}
+	j.free = append(j.free, s)
+	if j.ids.wasteful() {
+		j.compactIDs()
+	}
 	return true
+}
+
+// compactIDs copies the live ids to a new arena. Ids already handed out
+// keep the old one alive until they are dropped.
+func (j *Jobs) compactIDs() {
+	var fresh idArena
+	for s := range j.recs.n {
+		if r := j.recs.at(s); r.flags&recLive != 0 {
+			r.idOff = fresh.add(j.ids.str(r.idOff))
+		}
+	}
+	j.ids = fresh
 }
 
 // Query calls fn for every job whose id starts with prefix (bytewise; ""
 // is every job), in no particular order, until fn returns false.
 func (j *Jobs) Query(prefix string, fn func(Job) bool) {
-	for _, e := range j.byID {
-		if strings.HasPrefix(e.id, prefix) && !fn(e.job()) {
+	for s := range j.recs.n {
+		if j.recs.at(s).flags&recLive == 0 {
+			continue
+		}
+		if id := j.idOf(s); strings.HasPrefix(id, prefix) && !fn(j.job(s, id)) {
 			return
 		}
 	}
@@ -175,15 +267,17 @@ func (j *Jobs) Query(prefix string, fn func(Job) bool) {
 func (j *Jobs) PopDue(now int64, max int, fn func(job Job, gen uint64)) int {
 	n := 0
 	for len(j.due) > 0 && (max <= 0 || n < max) {
-		e := j.due[0]
-		if e.exec > now {
+		top := j.due[0]
+		if top.exec > now {
 			break
 		}
-		j.transition(e, Triggered)
-		e.started()
+		s := top.slot
+		j.transition(s, Triggered)
+		j.started(s)
 		n++
 		if fn != nil {
-			fn(e.job(), e.seq)
+			// A copy: an execution keeps its job's id while it runs.
+			fn(j.job(s, strings.Clone(j.idOf(s))), j.recs.at(s).seq)
 		}
 	}
 	return n
@@ -206,14 +300,14 @@ func (j *Jobs) Complete(id string, gen uint64, status Status, o *Outcome) bool {
 	if status != Executed && status != Failed {
 		return false
 	}
-	e := j.byID[id]
-	if e == nil || e.seq != gen || e.status != Triggered {
+	s, ok := j.lookup(id)
+	if !ok || j.recs.at(s).seq != gen || j.recs.at(s).status != Triggered {
 		return false
 	}
-	j.transition(e, status)
+	j.transition(s, status)
 	if o != nil {
-		e.stamp(o)
-		e.outcome = o
+		j.stamp(s, o)
+		j.setOutcome(s, o)
 	}
 	return true
 }
@@ -222,19 +316,22 @@ func (j *Jobs) Complete(id string, gen uint64, status Status, o *Outcome) bool {
 // whatever the job's state: for a due job no rule matches, and for replay.
 // It reports whether the job exists and status is valid.
 func (j *Jobs) SetStatus(id string, status Status, o *Outcome) bool {
-	e := j.byID[id]
-	if e == nil || !status.Valid() {
+	if !status.Valid() {
+		return false
+	}
+	s, ok := j.lookup(id)
+	if !ok {
 		return false
 	}
 	if status == Triggered {
 		// Replaying a trigger; a second one in a row is the re-run of a
 		// job whose worker died while it ran.
-		e.started()
+		j.started(s)
 	}
-	j.transition(e, status)
+	j.transition(s, status)
 	if o != nil {
-		e.stamp(o)
-		e.outcome = o
+		j.stamp(s, o)
+		j.setOutcome(s, o)
 	}
 	return true
 }
@@ -261,15 +358,15 @@ func (j *Jobs) Apply(r Record) {
 // they were SET.
 func (j *Jobs) Snapshot(fn func(Job)) {
 	planned := slices.Clone(j.due)
-	slices.SortFunc(planned, func(a, b *entry) int {
-		return cmp.Or(cmp.Compare(a.exec, b.exec), cmp.Compare(a.seq, b.seq))
+	slices.SortFunc(planned, func(a, b dueItem) int {
+		return cmp.Or(cmp.Compare(a.exec, b.exec), cmp.Compare(j.recs.at(a.slot).seq, j.recs.at(b.slot).seq))
 	})
-	for _, e := range planned {
-		fn(e.job())
+	for _, it := range planned {
+		fn(j.job(it.slot, j.idOf(it.slot)))
 	}
-	for _, e := range j.byID {
-		if e.status != Planned {
-			fn(e.job())
+	for s := range j.recs.n {
+		if r := j.recs.at(s); r.flags&recLive != 0 && r.status != Planned {
+			fn(j.job(s, j.idOf(s)))
 		}
 	}
 }

@@ -130,6 +130,9 @@ type ShardOptions struct {
 	Seen Owner
 	// Apply gets every record replayed, except RecordOwner.
 	Apply func(Record) error
+	// Jobs, when set instead of Apply, gets every record applied in place
+	// (see ReplayShardJobs): what a shard's boot uses.
+	Jobs *Jobs
 	// Fsync, when set, replaces fsync(2) for the opened log: a fault
 	// injection seam for tests, never set in production.
 	Fsync func(*os.File) error
@@ -160,7 +163,13 @@ func OpenShard(path string, o ShardOptions) (*Logfile, ShardOpened, error) {
 			_ = lock.Unlock() // the open error is what matters
 		}
 	}()
-	res, last, err := ReplayShard(path, o.From, o.Apply, true)
+	var res ReplayResult
+	var last Owner
+	if o.Jobs != nil {
+		res, last, err = ReplayShardJobs(path, o.From, o.Jobs, true)
+	} else {
+		res, last, err = ReplayShard(path, o.From, o.Apply, true)
+	}
 	if err != nil {
 		return nil, out, err
 	}

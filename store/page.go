@@ -30,44 +30,56 @@ func (j *Jobs) Page(q PageQuery) (page []Job, more bool) {
 		return nil, false
 	}
 	h := &idMaxHeap{}
-	for _, e := range j.byID {
-		if e.id <= q.After || !strings.HasPrefix(e.id, q.Prefix) {
+	for s := range j.recs.n {
+		r := j.recs.at(s)
+		if r.flags&recLive == 0 {
 			continue
 		}
-		if q.Statuses != 0 && q.Statuses&StatusBit(e.status) == 0 {
+		if q.Statuses != 0 && q.Statuses&StatusBit(r.status) == 0 {
+			continue
+		}
+		id := j.idOf(s)
+		if id <= q.After || !strings.HasPrefix(id, q.Prefix) {
 			continue
 		}
 		if len(*h) < q.Limit {
-			heap.Push(h, e)
+			heap.Push(h, pageItem{id: id, slot: s})
 			continue
 		}
 		more = true
-		if e.id < (*h)[0].id {
-			(*h)[0] = e
+		if id < (*h)[0].id {
+			(*h)[0] = pageItem{id: id, slot: s}
 			heap.Fix(h, 0)
 		}
 	}
-	entries := []*entry(*h)
-	slices.SortFunc(entries, func(a, b *entry) int { return strings.Compare(a.id, b.id) })
+	items := []pageItem(*h)
+	slices.SortFunc(items, func(a, b pageItem) int { return strings.Compare(a.id, b.id) })
 	size := 0
-	for i, e := range entries {
-		size += len(e.id)
+	for i, it := range items {
+		size += len(it.id)
 		if i > 0 && q.MaxBytes > 0 && size > q.MaxBytes {
 			return page, true
 		}
-		page = append(page, e.job())
+		page = append(page, j.job(it.slot, it.id))
 	}
 	return page, more
 }
 
+// pageItem is a job kept for a page: its id (sharing the arena's bytes)
+// and its slot.
+type pageItem struct {
+	id   string
+	slot uint32
+}
+
 // idMaxHeap keeps the largest id on top, so the smallest Limit ids seen so
 // far stay in it.
-type idMaxHeap []*entry
+type idMaxHeap []pageItem
 
 func (h idMaxHeap) Len() int           { return len(h) }
 func (h idMaxHeap) Less(a, b int) bool { return h[a].id > h[b].id }
 func (h idMaxHeap) Swap(a, b int)      { h[a], h[b] = h[b], h[a] }
-func (h *idMaxHeap) Push(x any)        { *h = append(*h, x.(*entry)) }
+func (h *idMaxHeap) Push(x any)        { *h = append(*h, x.(pageItem)) }
 func (h *idMaxHeap) Pop() any {
 	old := *h
 	e := old[len(old)-1]

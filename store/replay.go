@@ -81,37 +81,45 @@ func replay(path string, fn func(Record) error, repair bool) (ReplayResult, erro
 }
 
 func replayFrom(path string, offset int64, fn func(Record) error, repair bool) (ReplayResult, error) {
+	res, _, err := replayFromInto(path, offset, fn, nil, repair)
+	return res, err
+}
+
+// replayFromInto is replayFrom; with into set, records are applied to it
+// straight from their payloads instead of being passed to fn, and the last
+// RecordOwner read is returned.
+func replayFromInto(path string, offset int64, fn func(Record) error, into *Jobs, repair bool) (ReplayResult, Owner, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return ReplayResult{}, nil
+		return ReplayResult{}, Owner{}, nil
 	}
 	if err != nil {
-		return ReplayResult{}, fmt.Errorf("replay %s: %w", path, err)
+		return ReplayResult{}, Owner{}, fmt.Errorf("replay %s: %w", path, err)
 	}
 	defer f.Close() // read-only: a close error cannot lose anything
 	st, err := f.Stat()
 	if err != nil {
-		return ReplayResult{}, fmt.Errorf("replay %s: %w", path, err)
+		return ReplayResult{}, Owner{}, fmt.Errorf("replay %s: %w", path, err)
 	}
-	s := &scanner{path: path, f: f, size: st.Size()}
+	s := &scanner{path: path, f: f, size: st.Size(), into: into}
 	if offset > 0 {
 		if offset < int64(headerSize) || offset > st.Size() {
-			return ReplayResult{}, fmt.Errorf("replay %s: offset %d outside the log (size %d)", path, offset, st.Size())
+			return ReplayResult{}, Owner{}, fmt.Errorf("replay %s: offset %d outside the log (size %d)", path, offset, st.Size())
 		}
 		if _, err := f.Seek(offset, io.SeekStart); err != nil {
-			return ReplayResult{}, fmt.Errorf("replay %s: %w", path, err)
+			return ReplayResult{}, Owner{}, fmt.Errorf("replay %s: %w", path, err)
 		}
 		s.off, s.res.Bytes, s.skipHeader = offset, offset, true
 	}
 	s.r = bufio.NewReaderSize(f, 1<<20)
 	res, err := s.run(fn)
 	if err != nil || !res.Trimmed || !repair {
-		return res, err
+		return res, s.owner, err
 	}
 	if err := trim(path, res.Bytes); err != nil {
-		return res, fmt.Errorf("replay %s: trim torn tail at offset %d: %w", path, res.Bytes, err)
+		return res, s.owner, fmt.Errorf("replay %s: trim torn tail at offset %d: %w", path, res.Bytes, err)
 	}
-	return res, nil
+	return res, s.owner, nil
 }
 
 // trim cuts the file at size, durably, so later appends follow good data.
@@ -139,8 +147,13 @@ type scanner struct {
 	off  int64 // where the next frame starts
 	// skipHeader: the scan starts after the header (ReplayFrom).
 	skipHeader bool
-	buf        []byte
-	res        ReplayResult
+	// into, when set, gets every record applied (see ReplayJobs).
+	into *Jobs
+	// owner is the last RecordOwner applied to into.
+	owner Owner
+	hdr   [frameHeaderSize]byte
+	buf   []byte
+	res   ReplayResult
 }
 
 func (s *scanner) run(fn func(Record) error) (ReplayResult, error) {
@@ -198,8 +211,8 @@ func (s *scanner) next() (rec Record, done bool, err error) {
 		s.torn(fmt.Sprintf("partial frame header (%d of %d bytes)", left, frameHeaderSize))
 		return Record{}, true, nil
 	}
-	var h [frameHeaderSize]byte
-	if _, err := io.ReadFull(s.r, h[:]); err != nil {
+	h := s.hdr[:] // in the scanner: a local array would escape through ReadFull
+	if _, err := io.ReadFull(s.r, h); err != nil {
 		return Record{}, true, fmt.Errorf("replay %s: read at offset %d: %w", s.path, s.off, err)
 	}
 	n := int64(binary.BigEndian.Uint32(h[:4]))
@@ -227,6 +240,12 @@ func (s *scanner) next() (rec Record, done bool, err error) {
 			return Record{}, true, nil
 		}
 		return Record{}, true, s.corrupt(reason)
+	}
+	if s.into != nil {
+		if err := s.into.applyPayload(s.buf, &s.owner); err != nil {
+			return Record{}, true, s.corrupt(err.Error())
+		}
+		return Record{}, false, nil
 	}
 	rec, err = DecodeRecord(s.buf)
 	if err != nil {

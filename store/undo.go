@@ -15,29 +15,34 @@ type Saved struct {
 
 // Save records job id's state (or its absence).
 func (j *Jobs) Save(id string) Saved {
-	e := j.byID[id]
-	if e == nil {
+	s, ok := j.lookup(id)
+	if !ok {
 		return Saved{id: id}
 	}
-	return Saved{id: id, existed: true, exec: e.exec, seq: e.seq, outcome: e.outcome, status: e.status, attempts: e.attempts}
+	r := j.recs.at(s)
+	sv := Saved{id: id, existed: true, exec: r.exec, seq: r.seq, status: r.status, attempts: r.attempts}
+	if r.flags&recHasOutcome != 0 {
+		sv.outcome = j.outcomes[s]
+	}
+	return sv
 }
 
 // Restore puts the job back as s recorded it: removed if it did not exist.
-func (j *Jobs) Restore(s Saved) {
-	if !s.existed {
-		j.Remove(s.id)
+func (j *Jobs) Restore(sv Saved) {
+	if !sv.existed {
+		j.Remove(sv.id)
 		return
 	}
-	e := j.byID[s.id]
-	if e == nil {
-		e = &entry{id: s.id, exec: s.exec, seq: s.seq, outcome: s.outcome, heapIdx: -1, status: s.status, attempts: s.attempts}
-		j.byID[e.id] = e
-		j.counts[s.status]++
-		if s.status == Planned {
-			j.due.push(e)
-		}
+	h := hashID(j.index.seed, sv.id)
+	pos, s, ok := j.index.find(sv.id, h, &j.ids, &j.recs)
+	if !ok {
+		s = j.insert(sv.id, h, pos, sv.exec, sv.seq, sv.status)
+		j.recs.at(s).attempts = sv.attempts
+		j.setOutcome(s, sv.outcome)
 		return
 	}
-	e.exec, e.seq, e.outcome, e.attempts = s.exec, s.seq, s.outcome, s.attempts
-	j.transition(e, s.status)
+	r := j.recs.at(s)
+	r.exec, r.seq, r.attempts = sv.exec, sv.seq, sv.attempts
+	j.setOutcome(s, sv.outcome)
+	j.transition(s, sv.status)
 }

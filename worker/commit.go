@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -85,23 +86,11 @@ func (c *committer) commit(batches []commitBatch) {
 	if acks > 0 {
 		c.metrics.batch.Observe(float64(acks))
 	}
-	failed := map[store.ShardLog]error{}
-	seen := map[store.ShardLog]bool{}
-	for _, b := range batches {
-		for _, l := range b.logs {
-			if seen[l] {
-				continue
-			}
-			seen[l] = true
-			start := time.Now()
-			err := l.Sync()
-			c.metrics.fsync.Observe(time.Since(start).Seconds())
-			if err != nil {
-				c.log.Error("sync shard log", "error", err)
-				failed[l] = err
-			}
-		}
-	}
+	// Every log is synced (or has failed) before any execution starts or
+	// any reply goes out: an execution starts only after its own
+	// triggered record is durable, and a failed shard's replies become
+	// errors while the other shards' acks still go out.
+	failed := c.syncAll(batches)
 	dropped := map[store.ShardLog][]runner.Execution{}
 	for _, b := range batches {
 		syncErr := ""
@@ -136,6 +125,71 @@ func (c *committer) commit(batches []commitBatch) {
 
 // unavailable is the error a client gets for a mutation of a failed shard.
 func unavailable(err error) string { return "shard unavailable: " + err.Error() }
+
+// syncAll syncs every log the batches touched, once each, and returns the
+// failures. The fsyncs of different shard files are issued concurrently:
+// the filesystem folds concurrent fsyncs into one journal commit and the
+// disk serves them as one queue, so a group commit touching every shard of
+// the worker costs about one fsync rather than one per shard file (issue
+// 11: 8 files, 1.8-2.1 ms concurrently against 4.5-9.6 ms one after the
+// other on this machine's ext4). Each shard keeps its own file, so it stays
+// separable for a handoff.
+func (c *committer) syncAll(batches []commitBatch) map[store.ShardLog]error {
+	var logs []store.ShardLog
+	seen := map[store.ShardLog]bool{}
+	for _, b := range batches {
+		for _, l := range b.logs {
+			if !seen[l] {
+				seen[l] = true
+				logs = append(logs, l)
+			}
+		}
+	}
+	errs := syncLogsObserved(logs, true, c.metrics.fsync)
+	failed := map[store.ShardLog]error{}
+	for i, err := range errs {
+		if err != nil {
+			c.log.Error("sync shard log", "error", err)
+			failed[logs[i]] = err
+		}
+	}
+	return failed
+}
+
+// syncLogs syncs logs, concurrently or one after the other (the latter
+// only for BenchmarkGroupCommitSync's comparison), and returns each error.
+func syncLogs(logs []store.ShardLog, concurrently bool) []error {
+	return syncLogsObserved(logs, concurrently, nil)
+}
+
+// syncLogsObserved is syncLogs observing each fsync's duration in h (safe
+// from several goroutines) when h is not nil.
+func syncLogsObserved(logs []store.ShardLog, concurrently bool, h *ipc.SyncHistogram) []error {
+	errs := make([]error, len(logs))
+	sync1 := func(i int, l store.ShardLog) {
+		start := time.Now()
+		errs[i] = l.Sync()
+		if h != nil {
+			h.Observe(time.Since(start).Seconds())
+		}
+	}
+	if len(logs) == 1 || !concurrently {
+		for i, l := range logs {
+			sync1(i, l)
+		}
+		return errs
+	}
+	var wg sync.WaitGroup
+	for i, l := range logs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sync1(i, l)
+		}()
+	}
+	wg.Wait()
+	return errs
+}
 
 // submit queues a batch.
 func (c *committer) queue(b commitBatch) { c.in <- b }

@@ -44,10 +44,7 @@ func readAhead(set ipc.Settings, n int) staged {
 		st.err = err
 		return st
 	}
-	res, owner, err := store.ReplayShard(path, 0, func(r store.Record) error {
-		st.jobs.Apply(r)
-		return nil
-	}, false)
+	res, owner, err := store.ReplayShardJobs(path, 0, st.jobs, false)
 	if err != nil {
 		st.err = err
 		return st

@@ -71,10 +71,7 @@ func openShard(set ipc.Settings, n int, epoch uint64, running map[string]int64, 
 	if pre != nil {
 		sh.jobs, so.From, so.Seen = pre.jobs, pre.offset, pre.owner
 	}
-	so.Apply = func(r store.Record) error {
-		sh.jobs.Apply(r)
-		return nil
-	}
+	so.Jobs = sh.jobs
 	lf, opened, err := store.OpenShard(sh.path, so)
 	if err != nil {
 		return nil, fmt.Errorf("open shard %d: %w", n, err)
