@@ -113,6 +113,17 @@ func (e *env) serverDir(name string) (string, error) {
 	return d, nil
 }
 
+// serverSlot is a server's directory and a free loopback port for it.
+func (e *env) serverSlot(name string) (dir string, port int, addr string, err error) {
+	if dir, err = e.serverDir(name); err != nil {
+		return "", 0, "", err
+	}
+	if port, err = freePort(); err != nil {
+		return "", 0, "", err
+	}
+	return dir, port, "127.0.0.1:" + strconv.Itoa(port), nil
+}
+
 // startChecked starts argv, waits for probe, and stops the process again
 // when it never gets ready.
 func startChecked(ctx context.Context, t Target, dir, addr string, probe func(string) func() error, argv ...string) (*server, error) {
@@ -128,15 +139,10 @@ func startChecked(ctx context.Context, t Target, dir, addr string, probe func(st
 }
 
 func startEcho(ctx context.Context, e *env, t Target) (*server, error) {
-	dir, err := e.serverDir(t.Name)
+	dir, _, addr, err := e.serverSlot(t.Name)
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
 	argv := append(append([]string(nil), e.echoArgv...), addr)
 	return startChecked(ctx, t, dir, addr, func(a string) func() error { return probeLine(a, "1 PING\n", "1 OK\n") }, argv...)
 }
@@ -145,17 +151,12 @@ func startEcho(ctx context.Context, e *env, t Target) (*server, error) {
 // port, RDB snapshots off (--save ""), its AOF, if any, in its directory.
 func redisStarter(args ...string) func(context.Context, *env, Target) (*server, error) {
 	return func(ctx context.Context, e *env, t Target) (*server, error) {
-		dir, err := e.serverDir(t.Name)
-		if err != nil {
-			return nil, err
-		}
-		port, err := freePort()
+		dir, port, addr, err := e.serverSlot(t.Name)
 		if err != nil {
 			return nil, err
 		}
 		argv := append([]string{e.redisBin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", dir,
 			"--save", "", "--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning"}, args...)
-		addr := "127.0.0.1:" + strconv.Itoa(port)
 		return startChecked(ctx, t, dir, addr, func(a string) func() error { return probeLine(a, "PING\r\n", "+PONG\r\n") }, argv...)
 	}
 }
@@ -164,11 +165,7 @@ func redisStarter(args ...string) func(context.Context, *env, Target) (*server, 
 // its binlog is in its directory and fsynced after every write (-f0).
 func beanstalkdStarter(binlog bool) func(context.Context, *env, Target) (*server, error) {
 	return func(ctx context.Context, e *env, t Target) (*server, error) {
-		dir, err := e.serverDir(t.Name)
-		if err != nil {
-			return nil, err
-		}
-		port, err := freePort()
+		dir, port, addr, err := e.serverSlot(t.Name)
 		if err != nil {
 			return nil, err
 		}
@@ -176,7 +173,6 @@ func beanstalkdStarter(binlog bool) func(context.Context, *env, Target) (*server
 		if binlog {
 			argv = append(argv, "-b", dir, "-f0")
 		}
-		addr := "127.0.0.1:" + strconv.Itoa(port)
 		return startChecked(ctx, t, dir, addr, func(a string) func() error { return probeLine(a, "use default\r\n", "USING default\r\n") }, argv...)
 	}
 }
