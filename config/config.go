@@ -47,6 +47,7 @@ type Config struct {
 	Control    Control    `toml:"control"`
 	Shell      Shell      `toml:"shell"`
 	HTTP       HTTP       `toml:"http"`
+	JetStream  JetStream  `toml:"jetstream"`
 	Telemetry  Telemetry  `toml:"telemetry"`
 }
 
@@ -73,7 +74,7 @@ type Controller struct {
 // Database is the [database] section.
 type Database struct {
 	DataDir             string `toml:"data_dir"`
-	Persistence         string `toml:"persistence"` // logfile or memory
+	Persistence         string `toml:"persistence"` // logfile, memory or jetstream
 	Fsync               string `toml:"fsync"`       // always, interval, never
 	Framerate           int    `toml:"framerate"`   // ticks per second, 1..65535
 	CompressionInterval int    `toml:"compression_interval"`
@@ -200,6 +201,7 @@ func Default() Config {
 		Execution: Execution{MaxInflight: DefaultMaxInflight, Timeout: Duration{DefaultExecutionTimeout}},
 		Shell:     Shell{Path: "/bin/sh", Args: []string{"-c"}},
 		HTTP:      HTTP{Listen: &httpListen, MonitoringAuth: MonitoringAuthAuto},
+		JetStream: JetStream{ClusterName: DefaultJetStreamCluster, Replicas: DefaultJetStreamReplicas, HostName: defaultHostName(), LeaseTTL: Duration{DefaultLeaseTTL}},
 	}
 }
 

@@ -23,7 +23,7 @@ const (
 var (
 	logLevels    = []string{"off", "error", "warn", "info", "debug", "trace"}
 	logFormats   = []string{"text", "json"}
-	persistences = []string{PersistenceLogfile, PersistenceMemory}
+	persistences = []string{PersistenceLogfile, PersistenceMemory, PersistenceJetStream}
 	fsyncs       = []string{FsyncAlways, FsyncInterval, FsyncNever}
 )
 
@@ -48,6 +48,7 @@ func (c *Config) problems() problems {
 		ps.add("shell.path", "must not be empty")
 	}
 	c.checkHTTP(&ps)
+	c.checkJetStream(&ps)
 	return ps
 }
 

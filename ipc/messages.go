@@ -31,6 +31,24 @@ type Settings struct {
 	ShellArgs           []string `json:"shell_args"`
 	AuthEnabled         bool     `json:"auth_enabled"`
 	TLSEnabled          bool     `json:"tls_enabled"`
+	// JetStream is set when Persistence is "jetstream": how the worker
+	// reaches the NATS servers that hold its shards' streams.
+	JetStream *JetStreamSettings `json:"jetstream,omitempty"`
+}
+
+// JetStreamSettings is the [jetstream] section as a worker needs it.
+type JetStreamSettings struct {
+	URLs        []string `json:"urls"`
+	ClusterName string   `json:"cluster_name"`
+	Replicas    int      `json:"replicas"`
+	HostName    string   `json:"host_name"`
+	TLSCA       string   `json:"tls_ca,omitempty"`
+	TLSCert     string   `json:"tls_cert,omitempty"`
+	TLSKey      string   `json:"tls_key,omitempty"`
+	Creds       string   `json:"creds,omitempty"`
+	User        string   `json:"user,omitempty"`
+	Password    string   `json:"password,omitempty"`
+	Token       string   `json:"token,omitempty"`
 }
 
 // Welcome answers Hello: the worker's settings, shards and the rule set.

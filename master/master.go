@@ -392,8 +392,15 @@ func (m *Master) every(d time.Duration, fn func(time.Time)) {
 // settings is what every worker is told.
 func (m *Master) settings() ipc.Settings {
 	c := m.cfg
+	var js *ipc.JetStreamSettings
+	if c.Database.Persistence == config.PersistenceJetStream {
+		j := c.JetStream
+		js = &ipc.JetStreamSettings{URLs: j.URLs, ClusterName: j.ClusterName, Replicas: j.Replicas, HostName: j.HostName,
+			TLSCA: j.TLSCA, TLSCert: j.TLSCert, TLSKey: j.TLSKey, Creds: j.Creds, User: j.User, Password: j.Password, Token: j.Token}
+	}
 	return ipc.Settings{
-		DataDir: c.Database.DataDir, Persistence: c.Database.Persistence, Fsync: c.Database.Fsync,
+		JetStream: js,
+		DataDir:   c.Database.DataDir, Persistence: c.Database.Persistence, Fsync: c.Database.Fsync,
 		Framerate: c.Database.Framerate, CompressionInterval: c.Database.CompressionInterval,
 		NumShards: c.Cluster.Shards, CheckIntervalNs: int64(c.Cluster.WorkerCheckInterval.Duration),
 		MaxInflight: c.Execution.MaxInflight, ExecutionTimeoutNs: int64(c.Execution.Timeout.Duration),
