@@ -80,6 +80,10 @@ type Ready struct {
 	Shards      []int          `json:"shards"`
 	Error       string         `json:"error,omitempty"`
 	ShardErrors map[int]string `json:"shard_errors,omitempty"`
+	// Epochs is the epoch each shard was opened at, when the log decides
+	// it (persistence = "jetstream": the fence's epoch, at least the
+	// Acquire's); the master puts it in the shard's lease.
+	Epochs map[int]uint64 `json:"epochs,omitempty"`
 }
 
 // Rules is the whole rule set at Version.
@@ -201,6 +205,10 @@ type Status struct {
 	TriggerLateness Lateness `json:"trigger_lateness"`
 	// ShardErrors maps a shard that could not be opened to the reason.
 	ShardErrors map[string]string `json:"shard_errors,omitempty"`
+	// Fenced lists shards whose log refused a write because another host
+	// opened them at a higher epoch. The worker does not reopen them; the
+	// master releases them (docs/scale-out.md).
+	Fenced []int `json:"fenced,omitempty"`
 
 	// Puma's per-worker fields with tock's meaning, so Puma's stats
 	// readers work unchanged (docs/monitoring.md).
