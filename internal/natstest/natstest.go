@@ -215,6 +215,20 @@ func (c *Cluster) stopAll() {
 	for _, n := range c.Nodes {
 		n.kill()
 	}
+	if c.t.Failed() || os.Getenv("NATSTEST_LOGS") != "" {
+		for _, n := range c.Nodes {
+			b, err := os.ReadFile(n.LogFile())
+			if err != nil {
+				c.t.Logf("natstest: %s log: %v", n.Name, err)
+				continue
+			}
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			if len(lines) > 60 {
+				lines = lines[len(lines)-60:]
+			}
+			c.t.Logf("natstest: %s log (last %d lines):\n%s", n.Name, len(lines), strings.Join(lines, "\n"))
+		}
+	}
 }
 
 func (n *Node) confPath() string { return filepath.Join(n.Dir, "nats-server.conf") }
