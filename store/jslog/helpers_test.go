@@ -78,3 +78,9 @@ var testLogLevel = func() hclog.Level {
 	}
 	return hclog.Warn
 }()
+
+func benchCtx(b *testing.B) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	b.Cleanup(cancel)
+	return ctx
+}
