@@ -76,7 +76,12 @@ func (e *Engine) OpenShard(ctx context.Context, shard int, hint uint64, jobs *st
 		return nil, opened, fmt.Errorf("open shard %d (stream %s): replay ended at %d, before the fence at %d", shard, stream, r.lastSeq, fence.Seq)
 	}
 	opened.Records = r.records
+	start, err := e.settle(ctx, stream, fence.Seq)
+	if err != nil {
+		return nil, opened, fmt.Errorf("open shard %d (stream %s): %w", shard, stream, err)
+	}
 	l := newShardLog(e, shard, fence.Epoch, fence.Seq, r.bytes)
+	l.last, l.confirmed = start, start
 	e.log.Debug("shard stream opened", "shard", shard, "epoch", fence.Epoch, "fence_seq", fence.Seq,
 		"previous_epoch", prev.Epoch, "previous_host", prev.Host, "records", r.records, "messages", opened.Messages)
 	return l, opened, nil
@@ -145,6 +150,45 @@ func (e *Engine) fence(ctx context.Context, shard int, hint uint64) (Fence, Fenc
 			return Fence{}, Fence{}, fmt.Errorf("publish fence at epoch %d: %w (last error: %v)", epoch, perr, err)
 		}
 	}
+}
+
+// Settling after the fence. Appends of the previous owner that were in
+// flight when the fence landed may still be stored after it (never
+// acknowledged, skipped by replay). Appends of ours that raced them could
+// interleave with them out of order, so the log starts after them: it
+// waits until the stream's end stops moving (not at all when the previous
+// owner is dead, the usual takeover).
+const (
+	settlePoll = 50 * time.Millisecond
+	settleMax  = 2 * time.Second
+)
+
+// settle returns the sequence the new log's first append follows.
+func (e *Engine) settle(ctx context.Context, stream string, fence uint64) (uint64, error) {
+	last, err := e.lastSeq(ctx, stream)
+	if err != nil || last <= fence {
+		return max(last, fence), err
+	}
+	deadline := time.Now().Add(settleMax)
+	for time.Now().Before(deadline) {
+		t := time.NewTimer(settlePoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0, ctx.Err()
+		case <-t.C:
+		}
+		now, err := e.lastSeq(ctx, stream)
+		if err != nil {
+			return 0, err
+		}
+		if now == last {
+			break
+		}
+		last = now
+	}
+	e.log.Debug("previous owner's appends landed after the fence", "stream", stream, "fence_seq", fence, "last_seq", last)
+	return last, nil
 }
 
 // lastSeq is the stream's last sequence, from the stream leader.
