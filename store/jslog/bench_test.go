@@ -12,15 +12,23 @@ import (
 // BenchmarkShardLogAppend: appends to one R3 shard stream on the 3-node
 // test cluster, pipelined (a Sync every syncEvery Writes, as the worker's
 // committer does under load), with every record in a message of its own
-// against 64 records packed per message. Reports records/s and msgs/s.
+// against 64 records packed per message, with nats-server's default
+// sync_interval and with sync_interval "always". Reports records/s,
+// msgs/s and the three servers' CPU per record.
 //
 //	go test -run '^$' -bench ShardLogAppend -benchtime 20000x ./store/jslog/
 func BenchmarkShardLogAppend(b *testing.B) {
-	c := natstest.Start(b, 3)
-	for _, perMsg := range []int{1, 64} {
-		b.Run(fmt.Sprintf("records_per_msg=%d", perMsg), func(b *testing.B) {
-			benchAppend(b, c, perMsg)
-		})
+	for _, sync := range []string{"", "always"} {
+		c := natstest.StartWith(b, 3, natstest.Options{SyncInterval: sync})
+		name := "sync=default"
+		if sync != "" {
+			name = "sync=" + sync
+		}
+		for _, perMsg := range []int{1, 64} {
+			b.Run(fmt.Sprintf("%s/records_per_msg=%d", name, perMsg), func(b *testing.B) {
+				benchAppend(b, c, perMsg)
+			})
+		}
 	}
 }
 
@@ -46,7 +54,7 @@ func benchAppend(b *testing.B, c *natstest.Cluster, perMsg int) {
 		batch[i] = jobRec(fmt.Sprintf("bench.job.%08d", i), 4102444800000000000)
 	}
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu := time.Now(), c.CPUTime()
 	for i := 0; i < b.N; i++ {
 		if err := l.Write(batch); err != nil {
 			b.Fatal(err)
@@ -61,8 +69,10 @@ func benchAppend(b *testing.B, c *natstest.Cluster, perMsg int) {
 		b.Fatal(err)
 	}
 	secs := time.Since(start).Seconds()
+	serverCPU := c.CPUTime() - cpu
 	b.StopTimer()
 	msgs, recs := l.Stats()
 	b.ReportMetric(float64(msgs)/secs, "msgs/s")
 	b.ReportMetric(float64(recs)/secs, "records/s")
+	b.ReportMetric(float64(serverCPU.Microseconds())/float64(recs), "server-cpu-µs/record")
 }
