@@ -457,6 +457,21 @@ func (fw *fakeWorker) serveTagged(req ipc.Request) ipc.Reply {
 				r.Jobs = append(r.Jobs, ipc.JobLine{ID: id, Status: store.Planned, Execution: e})
 			}
 		}
+	case ipc.OpList:
+		r.Kind = ipc.KindPage
+		var ids []string
+		for id := range fw.jobs {
+			if ShardOf(id, fw.fs.shards) == req.Shard && strings.HasPrefix(id, req.Key) && id > req.After {
+				ids = append(ids, id)
+			}
+		}
+		slices.Sort(ids)
+		if len(ids) > int(req.Limit) {
+			ids, r.More = ids[:req.Limit], true
+		}
+		for _, id := range ids {
+			r.Jobs = append(r.Jobs, ipc.JobLine{ID: id, Status: store.Planned, Execution: fw.jobs[id]})
+		}
 	case ipc.OpStat:
 		r.Kind, r.Stat = ipc.KindStat, ipc.Stat{JobsTotal: int64(len(fw.jobs)), JobsPlanned: int64(len(fw.jobs))}
 	}

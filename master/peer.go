@@ -328,13 +328,13 @@ type peerSet struct {
 	wg      sync.WaitGroup
 
 	listener net.Listener
-	inbound  map[*ipc.Link]struct{}
+	inbound  map[*ipc.Link]net.Conn
 	served   atomic.Int64 // forwarded requests not yet answered
 }
 
 func newPeerSet(log hclog.Logger, router *Router, hello ipc.PeerHello) *peerSet {
 	return &peerSet{log: log, router: router, hello: hello, timings: defaultPeerTimings,
-		peers: map[string]*Peer{}, stop: make(chan struct{}), inbound: map[*ipc.Link]struct{}{}}
+		peers: map[string]*Peer{}, stop: make(chan struct{}), inbound: map[*ipc.Link]net.Conn{}}
 }
 
 // Peer returns the link to host, dialed at addr (created on first use; a

@@ -138,8 +138,11 @@ func (m *Master) stopPeers(wait time.Duration) {
 		time.Sleep(5 * time.Millisecond) // polling the count of answers still due
 	}
 	s.mu.Lock()
-	for l := range s.inbound {
-		l.Close() // writes the answers queued, then closes
+	for l, c := range s.inbound {
+		// Write the answers queued, then close; a peer that does not read
+		// them does not hold the shutdown.
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		go l.Close()
 	}
 	s.mu.Unlock()
 	for _, p := range peers {
@@ -218,7 +221,7 @@ func (s *peerSet) serveInbound(m *Master, c net.Conn) {
 		link.Abort()
 		return
 	}
-	s.inbound[link] = struct{}{}
+	s.inbound[link] = c
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
