@@ -32,14 +32,14 @@ var testPeerTimings = peerTimings{
 const testShards = 4
 
 type testHost struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	m    *Master
 	fs   *fakeSpawner
 	ln   net.Listener
 }
 
-func startTestHost(t *testing.T, name string, mutate func(*config.Config)) *testHost {
+func startTestHost(t testing.TB, name string, mutate func(*config.Config)) *testHost {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Database.Persistence = config.PersistenceMemory
@@ -133,7 +133,7 @@ func keyIn(prefix string, s int) string {
 
 // client is a line-protocol connection to a test host.
 type client struct {
-	t *testing.T
+	t testing.TB
 	c net.Conn
 	r *bufio.Reader
 }
