@@ -63,6 +63,9 @@ type Peer struct {
 	host string
 	log  hclog.Logger
 	wake chan struct{} // capacity 1: dial now (wanted, address changed)
+	// drains counts the shards whose route moved away from this peer
+	// while it had requests of theirs in flight (router_remote.go).
+	drains atomic.Int32
 
 	mu      sync.Mutex
 	addr    string
@@ -267,6 +270,7 @@ func (p *Peer) handle(conn *proc, f ipc.Frame) error {
 		}
 		r.Seq = 0
 		pe.finish(r)
+		p.set.router.peerAnswered(conn, pe.req.Shard)
 	case ipc.TypePeerPing:
 	default:
 		return fmt.Errorf("unexpected frame %s from a peer", f.Type)

@@ -806,3 +806,40 @@ func TestPeer_LoopbackRule(t *testing.T) {
 		}
 	}
 }
+
+// TestPeer_RouteChangeKeepsSetOrder attacks the order of one job's SETs
+// across a route change: a SET in flight at the old owner when the shard
+// moves, bounced "not owned", reaches the new owner before a later SET of
+// the same job sent after the change, so the later one wins.
+func TestPeer_RouteChangeKeepsSetOrder(t *testing.T) {
+	h1, h2 := startTestHost(t, "h1", nil), startTestHost(t, "h2", nil)
+	fp := startFakePeer(t, "h9")
+	h1.m.router.SetRemote(0, h1.m.Peer("h9", fp.ln.Addr().String()))
+	l := fp.next()
+	keepPinging(t, l)
+	waitUntil(t, "shard 0 routed on the link", func() bool { return h1.m.router.Owner(0) != nil })
+	k := keyIn("order.", 0)
+	rs := newReplies()
+	rs.route(h1.m.router, "first", ipc.Request{Op: ipc.OpSet, Shard: 0, Key: k, Execution: 1})
+	first := recvRequest(t, l)
+	h1.route(h2, 0) // the shard moves while h9 has the first SET
+	if h1.m.router.Owner(0) != nil {
+		t.Fatal("the shard is not held while the old owner has a SET of it in flight")
+	}
+	rs.route(h1.m.router, "second", ipc.Request{Op: ipc.OpSet, Shard: 0, Key: k, Execution: 2})
+	if err := l.SendReply(ipc.Reply{Seq: first.Seq, Kind: ipc.KindNotOwned}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"first", "second"} {
+		if r := rs.wait(t, name); r.Kind != ipc.KindOK {
+			t.Fatalf("%s SET: %+v", name, r)
+		}
+	}
+	if r := h2.do(ipc.Request{Op: ipc.OpGet, Shard: 0, Key: k}); r.Execution != 2 {
+		t.Errorf("after the move the job is at %d, want the later SET's 2", r.Execution)
+	}
+	rs.once(t)
+	if n := h1.m.Peer("h9", "").drains.Load(); n != 0 {
+		t.Errorf("drains left counted: %d", n)
+	}
+}
