@@ -843,3 +843,24 @@ func TestPeer_RouteChangeKeepsSetOrder(t *testing.T) {
 		t.Errorf("drains left counted: %d", n)
 	}
 }
+
+// TestPeer_IdleWhenNoShardRoutesToIt: a host no shard is routed to any
+// more is not redialed after its link breaks (a host that left the
+// cluster is not dialed forever); routing a shard to it again dials it.
+func TestPeer_IdleWhenNoShardRoutesToIt(t *testing.T) {
+	h1 := startTestHost(t, "h1", nil)
+	fp := startFakePeer(t, "h9")
+	p := h1.m.Peer("h9", fp.ln.Addr().String())
+	h1.m.router.SetRemote(1, p)
+	l := fp.next()
+	waitUntil(t, "connected", func() bool { return p.State() == string(peerConnected) })
+	if st := h1.m.PeerStatuses(); len(st) != 1 || st[0].Host != "h9" || len(st[0].Shards) != 1 || st[0].Shards[0] != 1 {
+		t.Errorf("peer statuses: %+v", st)
+	}
+	h1.m.router.SetUnowned(1)
+	l.Abort()
+	waitUntil(t, "the unused peer idle", func() bool { return p.State() == string(peerIdle) })
+	h1.m.router.SetRemote(1, p)
+	fp.next() // dialed again
+	waitUntil(t, "connected again", func() bool { return p.State() == string(peerConnected) })
+}

@@ -377,6 +377,36 @@ func (r *Router) forwardOutcomeLocal(o ipc.Outcome) bool {
 	return true
 }
 
+// stopUnlessWanted ends p's dial loop (true) when no shard routes to it
+// any more; under the router's lock, so a SetRemote racing it either sees
+// the loop still running or starts a new one.
+func (r *Router) stopUnlessWanted(p *Peer) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range r.shards {
+		if rem := r.shards[i].rem; rem.peer == p || (rem.drain != nil && rem.drain.peer == p) {
+			return false
+		}
+	}
+	p.mu.Lock()
+	p.running = false
+	p.mu.Unlock()
+	return true
+}
+
+// shardsRoutedTo lists the shards routed to p.
+func (r *Router) shardsRoutedTo(p *Peer) []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := []int{}
+	for i := range r.shards {
+		if r.shards[i].rem.peer == p {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 // remoteHosts returns the peers that own at least one shard, for the
 // fan-outs that ask every host (STAT).
 func (r *Router) remoteHosts() []*Peer {
