@@ -261,6 +261,9 @@ func (r *Router) PeerGone(conn *proc, err error) {
 		if r.shards[i].owner == conn {
 			r.shards[i].owner = nil
 		}
+		if r.shards[i].rem.after == conn {
+			r.shards[i].rem.after = nil // the redialed link takes its place (peerUp)
+		}
 	}
 	retry := map[int][]*pending{}
 	for _, p := range sortedBySeq(inflight) {
