@@ -46,7 +46,7 @@ type peerTimings struct {
 	dial        time.Duration // connect + TLS + handshake
 	ping        time.Duration // a ping is sent this often each way
 	deadAfter   time.Duration // a link that received nothing for this long is dead
-	request     time.Duration // a link with a request unanswered for this long is dead
+	request     time.Duration // a link with a request unanswered for this long is dead (past the other's hold bound)
 	fanout      time.Duration // a host's share of STAT must come within this
 	backoffMin  time.Duration
 	backoffMax  time.Duration
@@ -354,8 +354,13 @@ type peerSet struct {
 	served   atomic.Int64 // forwarded requests not yet answered
 }
 
-func newPeerSet(log hclog.Logger, router *Router, hello ipc.PeerHello) *peerSet {
-	return &peerSet{log: log, router: router, hello: hello, timings: defaultPeerTimings,
+// newPeerSet makes the peer set; holdFor is how long a master holds a
+// request for a shard without a ready owner, forwarded ones included, so
+// a link is declared dead for an unanswered request only past it.
+func newPeerSet(log hclog.Logger, router *Router, hello ipc.PeerHello, holdFor time.Duration) *peerSet {
+	t := defaultPeerTimings
+	t.request = max(t.request, holdFor+5*time.Second)
+	return &peerSet{log: log, router: router, hello: hello, timings: t,
 		peers: map[string]*Peer{}, stop: make(chan struct{}), inbound: map[*ipc.Link]net.Conn{}}
 }
 
