@@ -52,7 +52,9 @@ func startTestHost(t testing.TB, name string, mutate func(*config.Config)) *test
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	log := hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Debug, Output: fakeLogWriter{t}})
+	lw := &hostLogWriter{t: t}
+	t.Cleanup(lw.stop) // registered first, so it runs after the host has stopped
+	log := hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Debug, Output: lw})
 	m, err := New(cfg, Options{Exe: "/nonexistent"}, log)
 	if err != nil {
 		t.Fatal(err)
@@ -90,6 +92,30 @@ func startTestHost(t testing.TB, name string, mutate func(*config.Config)) *test
 		fs.check()
 	})
 	return h
+}
+
+// hostLogWriter logs into the test until it ends: a link reader that
+// notices its link closed after the cleanup must not log into a finished
+// test.
+type hostLogWriter struct {
+	t    testing.TB
+	mu   sync.Mutex
+	done bool
+}
+
+func (w *hostLogWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (w *hostLogWriter) stop() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
 }
 
 // route sends shards to other's master.
@@ -616,7 +642,7 @@ type replies struct {
 }
 
 func newReplies() *replies {
-	return &replies{got: map[string][]ipc.Reply{}, ch: make(chan struct{}, 64)}
+	return &replies{got: map[string][]ipc.Reply{}, ch: make(chan struct{}, 1)}
 }
 
 func (rs *replies) route(r *Router, name string, req ipc.Request) {
@@ -624,7 +650,10 @@ func (rs *replies) route(r *Router, name string, req ipc.Request) {
 		rs.mu.Lock()
 		rs.got[name] = append(rs.got[name], rep)
 		rs.mu.Unlock()
-		rs.ch <- struct{}{}
+		select { // a wake-up for wait, which re-reads got: never blocks the router
+		case rs.ch <- struct{}{}:
+		default:
+		}
 	}})
 }
 
