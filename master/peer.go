@@ -68,6 +68,9 @@ type Peer struct {
 	// drains counts the shards whose route moved away from this peer
 	// while it had requests of theirs in flight (router_remote.go).
 	drains atomic.Int32
+	// answered counts the replies received from the host (forwarded
+	// requests it served for this one), for the host view.
+	answered atomic.Int64
 
 	mu      sync.Mutex
 	addr    string
@@ -287,6 +290,7 @@ func (p *Peer) handle(conn *proc, f ipc.Frame) error {
 			return nil
 		}
 		r.Seq = 0
+		p.answered.Add(1)
 		pe.finish(r)
 		p.set.router.peerAnswered(conn, pe.req.Shard)
 	case ipc.TypePeerPing:
@@ -352,7 +356,13 @@ type peerSet struct {
 	listener net.Listener
 	inbound  map[*ipc.Link]net.Conn
 	served   atomic.Int64 // forwarded requests not yet answered
+	// servedTotal counts the requests other hosts forwarded here.
+	servedTotal atomic.Int64
 }
+
+// ForwardedServed is the number of requests other hosts' masters have
+// forwarded to this one, for the host view.
+func (m *Master) ForwardedServed() int64 { return m.peers.servedTotal.Load() }
 
 // newPeerSet makes the peer set; holdFor is how long a master holds a
 // request for a shard without a ready owner, forwarded ones included, so
@@ -389,6 +399,8 @@ type PeerStatus struct {
 	LastError string `json:"last_error,omitempty"`
 	// Shards are the shards this host routes to it.
 	Shards []int `json:"shards"`
+	// Answered counts the requests it has answered for this host.
+	Answered int64 `json:"answered"`
 }
 
 // PeerStatuses lists the known peers, by host name.
@@ -397,7 +409,7 @@ func (m *Master) PeerStatuses() []PeerStatus {
 	slices.SortFunc(peers, func(a, b *Peer) int { return strings.Compare(a.host, b.host) })
 	out := make([]PeerStatus, 0, len(peers))
 	for _, p := range peers {
-		st := PeerStatus{Host: p.host, Shards: m.router.shardsRoutedTo(p)}
+		st := PeerStatus{Host: p.host, Shards: m.router.shardsRoutedTo(p), Answered: p.answered.Load()}
 		p.mu.Lock()
 		st.Addr, st.State = p.addr, string(p.state)
 		if p.lastErr != nil {

@@ -297,6 +297,7 @@ func (s *peerSet) serveFrame(m *Master, link *ipc.Link, f ipc.Frame) error {
 		}
 		seq := req.Seq
 		s.served.Add(1)
+		s.servedTotal.Add(1)
 		reply := func(r ipc.Reply) {
 			r.Seq = seq
 			if err := link.SendReply(r); err != nil {

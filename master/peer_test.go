@@ -248,6 +248,12 @@ func TestPeer_ForwardsToTheOwner(t *testing.T) {
 	if got := c2.until("q OK"); len(got) != 41 {
 		t.Errorf("QUERY through h2: %d lines, want 41", len(got))
 	}
+	if n := h2.m.ForwardedServed(); n < 40 {
+		t.Errorf("h2 counts %d requests forwarded to it, want at least h1's 40", n)
+	}
+	if st := h1.m.PeerStatuses(); len(st) != 1 || st[0].Answered < 40 || st[0].State != string(peerConnected) {
+		t.Errorf("h1's view of h2: %+v", st)
+	}
 	c.send("st STAT")
 	stat := c.until("st OK")
 	if !containsLine(stat, "st jobs_total 40") {
