@@ -953,3 +953,15 @@ func TestPeer_TakeoverAfterHostDies(t *testing.T) {
 	}
 	rs.once(t)
 }
+
+func TestNotOwnedWait(t *testing.T) {
+	for tries, want := range []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond,
+		400 * time.Millisecond, 800 * time.Millisecond, time.Second, time.Second} {
+		if got := notOwnedWait(tries); got != want {
+			t.Errorf("notOwnedWait(%d) = %s, want %s", tries, got, want)
+		}
+	}
+	if got := notOwnedWait(1000); got != time.Second {
+		t.Errorf("notOwnedWait(1000) = %s", got)
+	}
+}
