@@ -39,9 +39,9 @@ type Link struct {
 	cond    *sync.Cond
 	pending []byte
 	// queued mirrors len(pending) for Full, which takes no lock.
-	queued  atomic.Int64
-	closed  bool
-	err     error
+	queued atomic.Int64
+	closed bool
+	err    error
 	// writing is set while one goroutine (writeLoop, or a sender in
 	// Flush) writes a taken buffer: frames are written by one at a time,
 	// in the order queued. spare is the other buffer.
