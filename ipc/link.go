@@ -197,6 +197,28 @@ func (l *Link) SendReply(r Reply) error {
 	return nil
 }
 
+// SendReplies queues several Replies as SendReply does, under one lock and
+// with one wake-up of the writer.
+func (l *Link) SendReplies(rs []Reply) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.waitRoomLocked(); err != nil {
+		return err
+	}
+	for i := range rs {
+		start := len(l.pending)
+		l.pending = append(l.pending, 0, 0, 0, 0, byte(TypeReply))
+		l.pending = AppendReply(l.pending, rs[i])
+		putFrameLen(l.pending[start:])
+	}
+	l.queued.Store(int64(len(l.pending)))
+	l.signalLocked()
+	return nil
+}
+
 // appendEncoded appends a frame whose payload enc writes in place.
 func appendEncoded(dst []byte, t Type, enc func([]byte) []byte) []byte {
 	start := len(dst)
