@@ -70,6 +70,7 @@ type Worker struct {
 // master says Shutdown (nil) or the link breaks (the master is gone), after
 // writing every frame it queued and closing link.
 func Run(link *ipc.Link, index, phase int, log hclog.Logger) error {
+	limitProcs(log)
 	return run(link, index, phase, log, runOptions{})
 }
 
