@@ -67,7 +67,11 @@ func openShard(set ipc.Settings, n int, epoch uint64, running map[string]int64, 
 	if err := os.MkdirAll(filepath.Dir(sh.path), 0o755); err != nil {
 		return nil, fmt.Errorf("open shard %d: %w", n, err)
 	}
-	so := store.ShardOptions{Policy: fsyncPolicy(set.Fsync), Epoch: epoch, Fsync: opts.fsync}
+	journal, err := opts.journal.journalFor(set)
+	if err != nil {
+		return nil, fmt.Errorf("open shard %d: %w", n, err)
+	}
+	so := store.ShardOptions{Policy: fsyncPolicy(set.Fsync), Epoch: epoch, Fsync: opts.fsync, Journal: journal}
 	if pre != nil {
 		sh.jobs, so.From, so.Seen = pre.jobs, pre.offset, pre.owner
 	}
