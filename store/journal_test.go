@@ -241,7 +241,8 @@ func TestJournal_RecoverAfterMachineCrash(t *testing.T) {
 }
 
 // TestJournal_TornJournalTail: a journal append cut by the crash (never
-// acknowledged) is not put back; what precedes it is.
+// acknowledged) is not put back; what precedes it is. The zeros of the
+// preallocated file after the last entry are not read as entries.
 func TestJournal_TornJournalTail(t *testing.T) {
 	dir := t.TempDir()
 	j, err := OpenJournal(dir, nil)
@@ -263,7 +264,18 @@ func TestJournal_TornJournalTail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(wal, b[:len(b)-3], 0o600); err != nil { // the last entry torn
+	j.mu.Lock()
+	end := j.size
+	j.mu.Unlock()
+	// The file is preallocated: its tail is zeros, not records.
+	if int64(len(b)) <= end {
+		t.Fatalf("journal file of %d bytes for %d journaled: not preallocated", len(b), end)
+	}
+	if _, entries, err := readJournal(wal); err != nil || len(entries) != 2 {
+		t.Fatalf("preallocated journal reads as %d entries (%v), want 2", len(entries), err)
+	}
+	copy(b[end-3:end], []byte{0, 0, 0}) // the last entry torn
+	if err := os.WriteFile(wal, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	img := crash(t, dir, before, nil)
