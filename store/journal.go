@@ -291,6 +291,14 @@ func (j *Journal) detach(l *Logfile, synced bool) {
 	}
 }
 
+// Journaled reports whether l's Sync fsyncs a journal rather than its
+// file, so that concurrent Syncs of several such logs share one fsync.
+func (l *Logfile) Journaled() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.journal != nil
+}
+
 // Failed is the journal's sticky failure, nil if none.
 func (j *Journal) Failed() error {
 	j.mu.Lock()
