@@ -81,6 +81,9 @@ func openShard(set ipc.Settings, n int, epoch uint64, running map[string]int64, 
 		return nil, fmt.Errorf("open shard %d: %w", n, err)
 	}
 	res := opened.Replay
+	if opened.Recovered > 0 {
+		log.Warn("put journaled writes a crash lost back into shard files", "shard", n, "recovered", opened.Recovered)
+	}
 	if res.Trimmed {
 		log.Warn("trimmed torn tail of shard log", "shard", n, "path", sh.path, "bytes", res.TrimmedBytes)
 	}
