@@ -41,10 +41,10 @@ func (l *Logfile) Sync() error {
 // fails the log, as a failed fsync of the file would. The fencing check of
 // an fsync (is the file still the one at the path?) is made here too.
 func (l *Logfile) syncJournal(j *Journal, jseq uint64, f *os.File, size int64) error {
-	if err := l.failure(); err != nil {
-		return fmt.Errorf("sync %s: %w", l.path, err)
+	err := l.failure()
+	if err == nil {
+		err = j.syncTo(jseq)
 	}
-	err := j.syncTo(jseq)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err == nil {

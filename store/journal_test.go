@@ -509,3 +509,43 @@ func TestJournal_Checkpoint(t *testing.T) {
 		}
 	}
 }
+
+// TestJournal_FailedAppendCutsShardBack: a write the journal could not
+// take is not left in the shard file (it could never be acknowledged, and
+// a later write would follow it); a journal that cannot cut itself back is
+// failed for good.
+func TestJournal_FailedAppendCutsShardBack(t *testing.T) {
+	dir := t.TempDir()
+	j, err := OpenJournal(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := journaled(t, dir, 1, j, &counter{})
+	if err := logs[0].Write([]Record{jobRec("kept", 1, Planned)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := logs[0].Sync(); err != nil { // acknowledged
+		t.Fatal(err)
+	}
+	size := logs[0].Size()
+	j.mu.Lock()
+	_ = j.f.Close() // every journal write now fails, and so does its truncate
+	j.mu.Unlock()
+	if err := logs[0].Write([]Record{jobRec("refused", 1, Planned)}); err == nil {
+		t.Fatal("a write the journal refused succeeded")
+	}
+	if fi, err := os.Stat(logs[0].Path()); err != nil || fi.Size() != size || logs[0].Size() != size {
+		t.Fatalf("shard file after a refused write: %v bytes (log says %d), want %d (%v)", fi.Size(), logs[0].Size(), size, err)
+	}
+	if j.Failed() == nil || logs[0].Failed() == nil {
+		t.Fatal("a journal that could not cut itself back, or its log, is not failed")
+	}
+	if err := logs[0].Write([]Record{jobRec("later", 1, Planned)}); err == nil {
+		t.Fatal("a write to a failed journal succeeded")
+	}
+	_ = logs[0].Close()
+	_ = j.Close()
+	if got := jobIDs(t, filepath.Join(dir, "000.log")); fmt.Sprint(got) != "[kept]" {
+		t.Fatalf("shard holds %v, want [kept]", got)
+	}
+}

@@ -301,10 +301,14 @@ func (l *Logfile) Write(recs []Record) error {
 // batch does not pin its memory for the life of the shard.
 const maxKeptBuffer = 1 << 20
 
-// usableLocked reports why the log cannot take writes, if it cannot.
+// usableLocked reports why the log cannot take writes, if it cannot: its
+// own failure, or its journal's (the log is reopened with a new one).
 func (l *Logfile) usableLocked() error {
 	if l.closed {
 		return ErrClosed
+	}
+	if l.err == nil && l.journal != nil {
+		return l.journal.Failed()
 	}
 	return l.err
 }
@@ -346,6 +350,11 @@ func (l *Logfile) Close() error {
 	}
 	l.closed = true
 	f, seq, failed, durable, lock, journal := l.f, l.seq, l.err, l.durable, l.lock, l.journal
+	if failed == nil && journal != nil {
+		// What the journal could not vouch for is cut back as after a
+		// failed fsync of the file.
+		failed = journal.Failed()
+	}
 	l.lock = nil
 	l.mu.Unlock()
 
