@@ -107,7 +107,7 @@ type request struct {
 	// timedOut: the driver gave up on it (answered a timeout); it still
 	// reaches the bucket later.
 	timedOut bool
-	kv      *fakeKV
+	kv       *fakeKV
 	// lose: apply it but answer with a timeout (an ambiguous answer).
 	lose bool
 }
