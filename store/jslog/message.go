@@ -1,0 +1,155 @@
+package jslog
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tockd/tock/store"
+)
+
+// What a message of a shard stream holds (docs/scale-out.md, "Shard
+// streams"). Every message carries Tock-Kind, Tock-Epoch and Tock-Host, so
+// a verifier can prove one writer per epoch from the stream alone.
+const (
+	hdrKind  = "Tock-Kind"
+	hdrEpoch = "Tock-Epoch"
+	hdrHost  = "Tock-Host"
+	// hdrSnap is on snapshot chunks and the end marker: the sequence of
+	// the snapshot's begin marker.
+	hdrSnap = "Tock-Snap"
+)
+
+// Message kinds.
+const (
+	KindRec       = "rec"        // a batch of records (store frames), on .rec
+	KindOwn       = "own"        // a fence record, on .own
+	KindSnapBegin = "snap-begin" // a compaction's snapshot starts, on .rec
+	KindSnap      = "snap"       // a chunk of the snapshot (store frames), on .rec
+	KindSnapEnd   = "snap-end"   // the snapshot is complete, on .rec
+)
+
+// Message is one message of a shard stream, decoded.
+type Message struct {
+	Seq     uint64
+	Kind    string
+	Epoch   uint64
+	Host    string
+	Snap    uint64         // snap and snap-end: the begin marker's sequence
+	Records []store.Record // rec and snap
+	// Raw is the payload (frames for rec and snap, fence JSON for own).
+	Raw []byte
+}
+
+// fenceRecord is the payload of an own message.
+type fenceRecord struct {
+	Epoch uint64 `json:"epoch"`
+	Host  string `json:"host"`
+}
+
+// msgID is the Nats-Msg-Id of the message at seq: host, epoch and
+// sequence. The host is in it so two hosts racing to fence at the same
+// epoch never have one's publish taken for a duplicate of the other's.
+func msgID(host string, epoch, seq uint64) string {
+	return host + ":" + strconv.FormatUint(epoch, 10) + ":" + strconv.FormatUint(seq, 10)
+}
+
+// newMsg builds the message at seq with every header, Expected-Last-Sequence
+// seq-1 and its Msg-Id, ready to be published (and re-published as is).
+func newMsg(subject, kind, host string, epoch, seq uint64, data []byte) *nats.Msg {
+	m := nats.NewMsg(subject)
+	m.Data = data
+	m.Header.Set(hdrKind, kind)
+	m.Header.Set(hdrEpoch, strconv.FormatUint(epoch, 10))
+	m.Header.Set(hdrHost, host)
+	m.Header.Set(jetstream.MsgIDHeader, msgID(host, epoch, seq))
+	m.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(seq-1, 10))
+	return m
+}
+
+// ErrBadMessage is wrapped by every decoding error of a stream message.
+var ErrBadMessage = errors.New("bad shard stream message")
+
+// decodeMessage decodes a stored message from its headers and payload.
+// Records are decoded only when decodeRecords is set (replay applies the
+// frames in place instead).
+func decodeMessage(seq uint64, subject string, h nats.Header, data []byte, decodeRecords bool) (Message, error) {
+	m := Message{Seq: seq, Kind: h.Get(hdrKind), Host: h.Get(hdrHost), Raw: data}
+	bad := func(format string, args ...any) (Message, error) {
+		return Message{}, fmt.Errorf("message %d on %s: %w: %s", seq, subject, ErrBadMessage, fmt.Sprintf(format, args...))
+	}
+	epoch, err := strconv.ParseUint(h.Get(hdrEpoch), 10, 64)
+	if err != nil {
+		return bad("%s header %q", hdrEpoch, h.Get(hdrEpoch))
+	}
+	m.Epoch = epoch
+	if m.Host == "" {
+		return bad("no %s header", hdrHost)
+	}
+	own := strings.HasSuffix(subject, ".own")
+	switch m.Kind {
+	case KindOwn:
+		if !own {
+			return bad("fence record on %s", subject)
+		}
+		f, err := decodeFence(data)
+		if err != nil {
+			return bad("%v", err)
+		}
+		if f.Epoch != m.Epoch || f.Host != m.Host {
+			return bad("fence record says epoch %d host %q, headers epoch %d host %q", f.Epoch, f.Host, m.Epoch, m.Host)
+		}
+		return m, nil
+	case KindRec, KindSnapBegin, KindSnap, KindSnapEnd:
+		if own {
+			return bad("%s message on the fence subject", m.Kind)
+		}
+	default:
+		return bad("%s %q", hdrKind, m.Kind)
+	}
+	if m.Kind == KindSnap || m.Kind == KindSnapEnd {
+		if m.Snap, err = strconv.ParseUint(h.Get(hdrSnap), 10, 64); err != nil || m.Snap == 0 || m.Snap >= seq {
+			return bad("%s header %q", hdrSnap, h.Get(hdrSnap))
+		}
+	}
+	if (m.Kind == KindSnapBegin || m.Kind == KindSnapEnd) && len(data) != 0 {
+		return bad("%s marker with a %d-byte payload", m.Kind, len(data))
+	}
+	if (m.Kind == KindRec || m.Kind == KindSnap) && decodeRecords {
+		recs, err := store.DecodeFrames(data)
+		if err != nil {
+			return bad("%v", err)
+		}
+		m.Records = recs
+	}
+	return m, nil
+}
+
+// decodeFence decodes a fence record's payload.
+func decodeFence(data []byte) (fenceRecord, error) {
+	var f fenceRecord
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return fenceRecord{}, fmt.Errorf("fence record: %w", err)
+	}
+	if dec.More() {
+		return fenceRecord{}, errors.New("fence record: trailing data")
+	}
+	if f.Epoch == 0 || f.Host == "" {
+		return fenceRecord{}, fmt.Errorf("fence record: epoch %d host %q", f.Epoch, f.Host)
+	}
+	return f, nil
+}
+
+func encodeFence(f fenceRecord) []byte {
+	b, err := json.Marshal(f)
+	if err != nil {
+		panic(err) // two plain fields cannot fail to marshal
+	}
+	return b
+}

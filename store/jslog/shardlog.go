@@ -1,0 +1,326 @@
+package jslog
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tockd/tock/store"
+)
+
+// ShardLog is a shard's log on its stream (store.ShardLog). Write packs a
+// batch's records into one message (more above maxMsgBytes) and publishes
+// it asynchronously with Expected-Last-Sequence = the sequence before it
+// (the log is the only writer, so it knows every next sequence, and many
+// messages are in flight at once) and a Msg-Id. Sync waits until every
+// message written before it is acknowledged, which JetStream does once a
+// quorum of the replicas has stored it. A message the server refused
+// because its expected sequence was wrong means another writer fenced the
+// stream: the log fails for good with an error wrapping ErrFenced, and
+// nothing after the fence is ever acknowledged.
+type ShardLog struct {
+	e       *Engine
+	shard   int
+	stream  string
+	recSubj string
+	epoch   uint64
+	host    string
+
+	size  atomic.Int64 // payload bytes of the state in the stream
+	msgs  atomic.Uint64
+	recs  atomic.Uint64
+	fence uint64 // our fence's sequence
+
+	mu   sync.Mutex
+	cond *sync.Cond // on mu: the compaction gate opened, or the log closed/failed
+	last uint64     // sequence of the last message published
+	// inflight are published messages not yet known to be stored, in
+	// sequence order.
+	inflight []*outMsg
+	err      error // sticky failure
+	closed   bool
+	// gate holds Writes from BeginCompaction until Run has enqueued the
+	// snapshot, so the snapshot sits exactly where it was taken and its
+	// chunks are contiguous.
+	gate       bool
+	compacting bool
+
+	syncMu sync.Mutex // one Sync at a time
+}
+
+var _ store.ShardLog = (*ShardLog)(nil)
+
+// outMsg is a published message awaiting its ack; fut is nil when it
+// could not even be sent (Sync sends it).
+type outMsg struct {
+	seq uint64
+	msg *nats.Msg
+	fut jetstream.PubAckFuture
+}
+
+// maxMsgBytes is where a batch is split into several messages: well under
+// nats-server's 1 MiB max_payload, so one message never holds up a raft
+// group for long.
+const maxMsgBytes = 256 << 10
+
+// recoverTimeout bounds how long Sync re-sends unacknowledged messages
+// (through a stream leader election, 4–9 s) before the log fails.
+const recoverTimeout = 30 * time.Second
+
+func newShardLog(e *Engine, shard int, epoch, fence uint64, size int64) *ShardLog {
+	l := &ShardLog{e: e, shard: shard, stream: StreamName(e.cfg.Cluster, shard), recSubj: RecSubject(e.cfg.Cluster, shard),
+		epoch: epoch, host: e.cfg.Host, last: fence, fence: fence}
+	l.cond = sync.NewCond(&l.mu)
+	l.size.Store(size)
+	return l
+}
+
+// Epoch is the epoch the log was fenced at.
+func (l *ShardLog) Epoch() uint64 { return l.epoch }
+
+// FenceSeq is the sequence of the log's fence record.
+func (l *ShardLog) FenceSeq() uint64 { return l.fence }
+
+// LastSeq is the sequence of the last message written.
+func (l *ShardLog) LastSeq() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.last
+}
+
+// Stats are the messages and records written since the log was opened.
+func (l *ShardLog) Stats() (msgs, records uint64) { return l.msgs.Load(), l.recs.Load() }
+
+// Write publishes recs, packed, without waiting for the acks. Invalid
+// records fail the Write before anything is published. A message that
+// cannot be sent now (disconnected, too many in flight) stays queued for
+// Sync, so Write fails only on a closed or failed log.
+func (l *ShardLog) Write(recs []store.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	chunks, n, err := pack(recs)
+	if err != nil {
+		return fmt.Errorf("write shard %d: %w", l.shard, err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.gate && l.usableLocked() == nil {
+		l.cond.Wait()
+	}
+	if err := l.usableLocked(); err != nil {
+		return fmt.Errorf("write shard %d: %w", l.shard, err)
+	}
+	for _, c := range chunks {
+		l.publishLocked(KindRec, c, 0)
+	}
+	l.size.Add(int64(n))
+	l.recs.Add(uint64(len(recs)))
+	return nil
+}
+
+// pack frames recs and cuts the frames into messages of at most
+// maxMsgBytes (a single larger frame gets a message of its own).
+func pack(recs []store.Record) ([][]byte, int, error) {
+	buf, err := store.AppendFrames(nil, recs)
+	if err != nil {
+		return nil, 0, err
+	}
+	var chunks [][]byte
+	start, off := 0, 0
+	for off < len(buf) {
+		frame := 8 + int(binary.BigEndian.Uint32(buf[off:]))
+		if off > start && off+frame-start > maxMsgBytes {
+			chunks = append(chunks, buf[start:off:off])
+			start = off
+		}
+		off += frame
+	}
+	chunks = append(chunks, buf[start:])
+	return chunks, len(buf), nil
+}
+
+func (l *ShardLog) usableLocked() error {
+	if l.closed {
+		return store.ErrClosed
+	}
+	return l.err
+}
+
+// publishLocked publishes the next message asynchronously and returns its
+// sequence. snap is the Tock-Snap header (0: none).
+func (l *ShardLog) publishLocked(kind string, data []byte, snap uint64) uint64 {
+	seq := l.last + 1
+	m := newMsg(l.recSubj, kind, l.host, l.epoch, seq, data)
+	if snap != 0 {
+		m.Header.Set(hdrSnap, strconv.FormatUint(snap, 10))
+	}
+	o := &outMsg{seq: seq, msg: m}
+	fut, err := l.e.js.PublishMsgAsync(copyMsg(m), jetstream.WithStallWait(stallWait))
+	if err == nil {
+		o.fut = fut
+	} else {
+		l.e.log.Debug("async publish deferred to sync", "shard", l.shard, "seq", seq, "error", err)
+	}
+	l.inflight = append(l.inflight, o)
+	l.last = seq
+	l.msgs.Add(1)
+	return seq
+}
+
+// copyMsg is m with its own header map: nats.go may add to the headers of
+// what it publishes, and the original is kept to be sent again as it was.
+func copyMsg(m *nats.Msg) *nats.Msg {
+	c := nats.NewMsg(m.Subject)
+	for k, v := range m.Header {
+		c.Header[k] = append([]string(nil), v...)
+	}
+	c.Data = m.Data
+	return c
+}
+
+// Sync returns once every message written before it is stored by a
+// quorum. A message that failed or timed out is re-sent, in order, with
+// its Msg-Id and expected sequence: one the server did store comes back as
+// a duplicate, one it did not is stored now, and one refused for a wrong
+// last sequence means a fence (the log fails with ErrFenced). While it
+// re-sends, Writes wait.
+func (l *ShardLog) Sync() error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.Lock()
+	if err := l.usableLocked(); err != nil {
+		l.mu.Unlock()
+		return fmt.Errorf("sync shard %d: %w", l.shard, err)
+	}
+	list := append([]*outMsg(nil), l.inflight...)
+	l.mu.Unlock()
+
+	var confirmed uint64
+	var failure error
+	for _, o := range list {
+		if o.fut == nil {
+			failure = errors.New("not sent")
+			break
+		}
+		select {
+		case ack := <-o.fut.Ok():
+			if ack.Sequence != o.seq {
+				return l.fail(fmt.Errorf("shard %d: message %d stored at sequence %d", l.shard, o.seq, ack.Sequence))
+			}
+			confirmed = o.seq
+		case err := <-o.fut.Err():
+			failure = err
+		}
+		if failure != nil {
+			break
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.dropConfirmedLocked(confirmed)
+	if failure == nil {
+		return nil
+	}
+	if err := l.usableLocked(); err != nil {
+		return fmt.Errorf("sync shard %d: %w", l.shard, err)
+	}
+	l.e.log.Warn("shard stream append not acknowledged, sending again", "shard", l.shard, "seq", confirmed+1, "error", failure)
+	if err := l.resendLocked(); err != nil {
+		return fmt.Errorf("sync shard %d: %w", l.shard, err)
+	}
+	return nil
+}
+
+func (l *ShardLog) dropConfirmedLocked(confirmed uint64) {
+	i := 0
+	for i < len(l.inflight) && l.inflight[i].seq <= confirmed {
+		i++
+	}
+	l.inflight = l.inflight[i:]
+}
+
+// resendLocked publishes every unconfirmed message again, one at a time,
+// until each is stored, the stream refuses one (fenced), or
+// recoverTimeout passes; the last two fail the log.
+func (l *ShardLog) resendLocked() error {
+	ctx, cancel := context.WithTimeout(context.Background(), recoverTimeout)
+	defer cancel()
+	for len(l.inflight) > 0 {
+		o := l.inflight[0]
+		pctx, pcancel := context.WithTimeout(ctx, asyncAckTimeout)
+		ack, err := l.e.js.PublishMsg(pctx, copyMsg(o.msg))
+		pcancel()
+		switch {
+		case err == nil && ack.Sequence != o.seq:
+			return l.failLocked(fmt.Errorf("shard %d: message %d stored at sequence %d", l.shard, o.seq, ack.Sequence))
+		case err == nil:
+			l.inflight = l.inflight[1:]
+			continue
+		case isCASError(err):
+			return l.failLocked(fmt.Errorf("shard %d at epoch %d: %w: the stream has a message at %d from another writer (%v)", l.shard, l.epoch, ErrFenced, o.seq, err))
+		}
+		if perr := pause(ctx); perr != nil {
+			return l.failLocked(fmt.Errorf("shard %d: message %d not acknowledged within %v: %w", l.shard, o.seq, recoverTimeout, err))
+		}
+	}
+	return nil
+}
+
+func (l *ShardLog) fail(err error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failLocked(err)
+}
+
+// failLocked makes err the log's sticky failure (the first one wins).
+func (l *ShardLog) failLocked(err error) error {
+	if l.err == nil {
+		l.err = err
+		l.e.log.Error("shard stream log failed", "shard", l.shard, "epoch", l.epoch, "error", err)
+	}
+	l.cond.Broadcast()
+	return l.err
+}
+
+// Size is the payload bytes of the records that make up the shard's state
+// in the stream: what compaction is triggered on.
+func (l *ShardLog) Size() int64 { return l.size.Load() }
+
+// Durable is true: records are in a replicated stream.
+func (l *ShardLog) Durable() bool { return true }
+
+// Failed is the sticky failure, nil if none.
+func (l *ShardLog) Failed() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// Close waits for every written message (unless the log failed) and
+// closes the log. The Engine stays open.
+func (l *ShardLog) Close() error {
+	l.mu.Lock()
+	closed, failed := l.closed, l.err
+	l.mu.Unlock()
+	if closed {
+		return nil
+	}
+	var err error
+	if failed == nil {
+		err = l.Sync()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	l.inflight = nil
+	l.cond.Broadcast()
+	return err
+}
