@@ -208,6 +208,7 @@ type Machine struct {
 	kvTrouble                   time.Time // last ambiguous KV answer
 	stopping                    bool
 	out                         []Action
+	trans                       []Transition
 }
 
 // NewMachine makes the machine of a host that owns nothing yet.
@@ -239,11 +240,26 @@ func (m *Machine) value(epoch uint64) []byte {
 	return LeaseValue{Host: m.cfg.Host, Epoch: epoch, Addr: m.cfg.Addr}.Encode()
 }
 
-// set moves a shard to st; the Manager logs transitions from Transitions.
+// Transition is one shard's change of state, for the log.
+type Transition struct {
+	Shard    int
+	From, To string
+}
+
+// set moves a shard to st: the one place a shard's state changes. The
+// Manager logs each (TakeTransitions).
 func (m *Machine) set(sh *shard, st shardState, now time.Time) {
 	if sh.st != st {
+		m.trans = append(m.trans, Transition{Shard: sh.n, From: sh.st.String(), To: st.String()})
 		sh.st, sh.since = st, now
 	}
+}
+
+// TakeTransitions returns the transitions since the last call.
+func (m *Machine) TakeTransitions() []Transition {
+	t := m.trans
+	m.trans = nil
+	return t
 }
 
 // hint is the epoch to open a shard at: above every epoch seen for it.
