@@ -1,0 +1,191 @@
+package cluster
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/tockd/tock/internal/natstest"
+	"github.com/tockd/tock/store/jslog"
+)
+
+// fakeMaster is a Handler that opens and closes shards at once and keeps
+// a shared record of who serves what, to catch two servers of one shard.
+type fakeMaster struct {
+	name string
+	rec  *record
+	g    *Manager
+}
+
+type record struct {
+	mu      sync.Mutex
+	t       testing.TB
+	serving map[int]string
+	opened  map[int]time.Time // when each shard was last opened
+	epochs  map[int]uint64
+}
+
+func (f *fakeMaster) Open(shard int, hint uint64) {
+	f.rec.mu.Lock()
+	if who, ok := f.rec.serving[shard]; ok && who != f.name {
+		f.rec.t.Errorf("%s opens shard %d while %s serves it", f.name, shard, who)
+	}
+	epoch := max(hint, f.rec.epochs[shard]+1)
+	f.rec.epochs[shard] = epoch
+	f.rec.serving[shard] = f.name
+	f.rec.opened[shard] = time.Now()
+	f.rec.mu.Unlock()
+	go f.g.Opened(shard, epoch, nil)
+}
+
+func (f *fakeMaster) Close(shard int, why string) {
+	f.rec.mu.Lock()
+	if f.rec.serving[shard] == f.name {
+		delete(f.rec.serving, shard)
+	}
+	f.rec.mu.Unlock()
+	go f.g.Closed(shard)
+}
+
+func (f *fakeMaster) Route(Route) {}
+
+func (r *record) count(name string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, w := range r.serving {
+		if w == name {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *record) served() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.serving)
+}
+
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, limit)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition, bounded by the deadline
+	}
+}
+
+type natsHost struct {
+	g      *Manager
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Three hosts on a real 3-node NATS cluster split 16 shards; one host
+// stops renewing (a crash: no release) and the other two serve its shards
+// once its leases expire; a graceful stop hands over at once.
+func TestNATSLeases(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a NATS cluster")
+	}
+	nc := natstest.Start(t, 3)
+	eng, err := jslog.Connect(jslog.Config{URLs: nc.URLs(), Cluster: "t", Replicas: 3, Host: "test"}, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const ttl = 2 * time.Second
+	b, err := OpenBuckets(ctx, eng.JetStream(), "t", 3, ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &record{t: t, serving: map[int]string{}, opened: map[int]time.Time{}, epochs: map[int]uint64{}}
+	hosts := map[string]*natsHost{}
+	start := func(name string) {
+		fm := &fakeMaster{name: name, rec: rec}
+		g := NewManager(Config{Host: name, Addr: name + ":1", Shards: 16, TTL: ttl}, b.Owners, b.Hosts, fm,
+			hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Warn}))
+		fm.g = g
+		hctx, hcancel := context.WithCancel(context.Background())
+		h := &natsHost{g: g, cancel: hcancel, done: make(chan struct{})}
+		go func() { defer close(h.done); g.Run(hctx) }()
+		hosts[name] = h
+	}
+	for _, n := range []string{"h1", "h2", "h3"} {
+		start(n)
+	}
+	defer func() {
+		for _, h := range hosts {
+			h.cancel()
+			<-h.done
+		}
+	}()
+	waitFor(t, 20*time.Second, "16 shards spread over 3 hosts", func() bool {
+		return rec.served() == 16 && rec.count("h1") <= 6 && rec.count("h2") <= 6 && rec.count("h3") <= 6
+	})
+
+	// Crash h2: its loop stops, nothing is released.
+	crashed := time.Now()
+	hosts["h2"].cancel()
+	<-hosts["h2"].done
+	delete(hosts, "h2")
+	rec.mu.Lock()
+	var lost []int
+	for n, w := range rec.serving {
+		if w == "h2" {
+			lost = append(lost, n)
+			delete(rec.serving, n)
+		}
+	}
+	rec.mu.Unlock()
+	waitFor(t, 4*ttl, "h2's shards served by the others", func() bool { return rec.served() == 16 })
+	var last time.Time
+	rec.mu.Lock()
+	for _, n := range lost {
+		if rec.opened[n].After(last) {
+			last = rec.opened[n]
+		}
+	}
+	rec.mu.Unlock()
+	t.Logf("crash of a host with %d shards: all served again %s after it stopped renewing (TTL %s)", len(lost), last.Sub(crashed).Round(time.Millisecond), ttl)
+	waitFor(t, 10*time.Second, "8/8", func() bool { return rec.count("h1") == 8 && rec.count("h3") == 8 })
+
+	// Graceful stop of h3: released, h1 takes every shard long before the TTL.
+	stopped := time.Now()
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	if err := hosts["h3"].g.Stop(sctx); err != nil {
+		t.Fatal(err)
+	}
+	hosts["h3"].cancel()
+	<-hosts["h3"].done
+	delete(hosts, "h3")
+	waitFor(t, 10*time.Second, "h1 serves all", func() bool { return rec.count("h1") == 16 })
+	t.Logf("graceful stop: all 16 on h1 %s after Stop began", time.Since(stopped).Round(time.Millisecond))
+
+	// A new host joins: h1 releases its surplus one by one.
+	start("h4")
+	waitFor(t, 30*time.Second, "8/8 after a join", func() bool { return rec.count("h1") == 8 && rec.count("h4") == 8 })
+	v := hosts["h1"].g.View()
+	if len(v.Members) != 2 || v.Target != 8 {
+		t.Fatalf("h1's view: %+v", v)
+	}
+	// Routes are the leases; they may lag the fake master by a moment.
+	waitFor(t, 5*time.Second, "h1's routes name every shard's server", func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		for _, r := range hosts["h1"].g.View().Routes {
+			if r.Host != rec.serving[r.Shard] {
+				return false
+			}
+		}
+		return true
+	})
+}
