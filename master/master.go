@@ -71,6 +71,7 @@ type Master struct {
 	// shardState is every shard's handoff state (states.go).
 	shardState *shardStates
 	rules      *ruleSet
+	peers      *peerSet // links to and from other hosts' masters (peer.go)
 	tls        *tls.Config
 	// auth is the loaded auth file; nil when auth is off. Swapped on SIGHUP.
 	auth atomic.Pointer[tokenStore]
@@ -145,6 +146,8 @@ func New(cfg config.Config, opts Options, log hclog.Logger) (*Master, error) {
 		stopCh: make(chan struct{}), done: make(chan struct{}),
 		listings: make(chan struct{}, maxListings),
 	}
+	m.peers = newPeerSet(log.Named("peer"), m.router, ipc.PeerHello{Cluster: cfg.JetStream.ClusterName,
+		Host: cfg.JetStream.HostName, Proto: ipc.ProtoVersion, PeerProto: ipc.PeerProto, Version: Version})
 	m.conns.init()
 	m.clock.tick(m.started)
 	m.configTime = m.started
@@ -244,8 +247,15 @@ func (m *Master) Run(ctx context.Context) error {
 		m.stopControl()
 		return err
 	}
+	if err := m.startPeers(); err != nil {
+		m.closeListeners()
+		m.stopWorkers(0)
+		m.stopControl()
+		return err
+	}
 	if err := m.startControl(); err != nil {
 		m.closeListeners()
+		m.stopPeers(0)
 		m.stopWorkers(0)
 		m.stopControl()
 		return err
@@ -343,6 +353,7 @@ func (m *Master) shutdown(keepListener bool) {
 	}
 	m.conns.closeReads()
 	m.conns.wait(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
+	m.stopPeers(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
 	m.stopWorkers(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
 	m.conns.closeAll()
 	m.stopHTTP(keepListener)
