@@ -27,6 +27,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/nats-io/nats.go/jetstream"
 
+	tockcluster "github.com/tockd/tock/cluster"
 	"github.com/tockd/tock/internal/natstest"
 	"github.com/tockd/tock/master"
 	"github.com/tockd/tock/store/jslog"
@@ -362,7 +363,7 @@ func (c *soClusterT) leases() (map[int]soLease, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if c.owners == nil {
-		kv, err := c.eng.JetStream().KeyValue(ctx, "tock_"+soCluster+"_owners")
+		kv, err := c.eng.JetStream().KeyValue(ctx, tockcluster.OwnersBucket(soCluster))
 		if err != nil {
 			return nil, fmt.Errorf("owners bucket: %w", err)
 		}
@@ -370,7 +371,7 @@ func (c *soClusterT) leases() (map[int]soLease, error) {
 	}
 	out := map[int]soLease{}
 	for s := range soShards {
-		e, err := c.owners.Get(ctx, fmt.Sprintf("shard.%03d", s))
+		e, err := c.owners.Get(ctx, tockcluster.ShardKey(s))
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue
 		}
