@@ -44,6 +44,7 @@ const (
 // soHost is one tock host: a master and its workers.
 type soHost struct {
 	name    string // host_name, "h1"..
+	netns   string // the network namespace it runs in ("" = the test's)
 	dir     string
 	cfgPath string
 	client  string // the line-protocol address
@@ -64,7 +65,8 @@ type soClusterT struct {
 	t      testing.TB
 	dir    string
 	ranLog string // where the shell rules of the tests log executions
-	nats   *natstest.Cluster
+	nats   *natstest.Cluster // nil in the network-namespace variant
+	urls   []string          // the NATS servers
 	hosts  []*soHost
 	eng    *jslog.Engine // the test's own connection: lease bucket, offline reads
 	owners jetstream.KeyValue
@@ -119,10 +121,21 @@ lease_ttl = %q
 // extra is appended to every host's config.
 func startScaleOut(t testing.TB, extra string) *soClusterT {
 	t.Helper()
-	dir := t.TempDir()
-	c := &soClusterT{t: t, dir: dir, ranLog: filepath.Join(dir, "ran.log")}
+	c := &soClusterT{t: t, dir: t.TempDir()}
 	c.nats = natstest.Start(t, 3)
-	eng, err := jslog.Connect(jslog.Config{URLs: c.nats.URLs(), Cluster: soCluster, Replicas: 3, Host: "e2e-verifier"},
+	c.boot(c.nats.URLs(), extra, func(i int) (ns, ip string) { return "", "127.0.0.1" })
+	return c
+}
+
+// boot connects the test to NATS at urls and starts the three hosts;
+// place says where host i runs: its network namespace ("" = this one) and
+// the address its listeners bind.
+func (c *soClusterT) boot(urls []string, extra string, place func(i int) (ns, ip string)) {
+	t := c.t
+	t.Helper()
+	c.ranLog = filepath.Join(c.dir, "ran.log")
+	c.urls = urls
+	eng, err := jslog.Connect(jslog.Config{URLs: urls, Cluster: soCluster, Replicas: 3, Host: "e2e-verifier"},
 		hclog.NewNullLogger())
 	if err != nil {
 		t.Fatalf("connect to NATS: %v", err)
@@ -130,19 +143,27 @@ func startScaleOut(t testing.TB, extra string) *soClusterT {
 	c.eng = eng
 	t.Cleanup(eng.Close)
 	for i := range soHosts {
+		ns, ip := place(i)
+		port := func() int {
+			if ns != "" {
+				return 5678 + 2*i // a namespace of its own: fixed ports are free
+			}
+			return freePort(t)
+		}
 		h := &soHost{
 			name:   fmt.Sprintf("h%d", i+1),
-			dir:    filepath.Join(dir, fmt.Sprintf("h%d", i+1)),
-			client: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-			http:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-			peer:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+			netns:  ns,
+			dir:    filepath.Join(c.dir, fmt.Sprintf("h%d", i+1)),
+			client: fmt.Sprintf("%s:%d", ip, port()),
+			http:   fmt.Sprintf("%s:%d", ip, port()+100),
+			peer:   fmt.Sprintf("%s:%d", ip, port()+200),
 			all:    &syncBuffer{},
 		}
 		if err := os.MkdirAll(h.dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
 		h.cfgPath = filepath.Join(h.dir, "tock.toml")
-		if err := os.WriteFile(h.cfgPath, []byte(soHostConfig(h, c.nats.URLs(), extra)), 0o644); err != nil {
+		if err := os.WriteFile(h.cfgPath, []byte(soHostConfig(h, urls, extra)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		c.hosts = append(c.hosts, h)
@@ -157,7 +178,6 @@ func startScaleOut(t testing.TB, extra string) *soClusterT {
 		c.waitReady(h)
 	}
 	c.waitServing(90 * time.Second)
-	return c
 }
 
 // launch starts h's master; waitReady waits for its ready line.
@@ -169,6 +189,10 @@ func (c *soClusterT) launch(h *soHost) {
 	h.logs = &syncBuffer{}
 	fmt.Fprintf(h.all, "=== %s generation %d started %s\n", h.name, h.gen, time.Now().UTC().Format("15:04:05.000"))
 	h.cmd = exec.Command(tockBin, "serve", "-c", h.cfgPath)
+	if h.netns != "" {
+		// ip execs tock in the namespace: the pid is the master's.
+		h.cmd = exec.Command("ip", "netns", "exec", h.netns, tockBin, "serve", "-c", h.cfgPath)
+	}
 	h.cmd.Dir = h.dir
 	h.cmd.Env = append(os.Environ(), fmt.Sprintf("TOCK_E2E_HOST=%s.g%d", h.name, h.gen))
 	w := teeWriter{h.logs, h.all}
