@@ -64,7 +64,7 @@ type soHost struct {
 type soClusterT struct {
 	t      testing.TB
 	dir    string
-	ranLog string // where the shell rules of the tests log executions
+	ranLog string            // where the shell rules of the tests log executions
 	nats   *natstest.Cluster // nil in the network-namespace variant
 	urls   []string          // the NATS servers
 	hosts  []*soHost
