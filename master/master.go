@@ -70,8 +70,11 @@ type Master struct {
 	spawner Spawner
 	// shardState is every shard's handoff state (states.go).
 	shardState *shardStates
-	rules      *ruleSet
-	tls        *tls.Config
+	// hosts is the lease manager's side in JetStream mode (leases.go);
+	// nil otherwise.
+	hosts *hostLeases
+	rules *ruleSet
+	tls   *tls.Config
 	// auth is the loaded auth file; nil when auth is off. Swapped on SIGHUP.
 	auth atomic.Pointer[tokenStore]
 	// listings are the REST listings being answered (a slot each, see
@@ -238,12 +241,19 @@ func (m *Master) Run(ctx context.Context) error {
 		m.stopControl()
 		return err
 	}
-	if err := m.bootWorkers(); err != nil {
+	if err := m.startHosts(ctx); err != nil {
 		m.closeListeners()
-		m.stopWorkers(0)
 		m.stopControl()
 		return err
 	}
+	if err := m.bootWorkers(); err != nil {
+		m.closeListeners()
+		m.stopWorkers(0)
+		m.stopHosts(0)
+		m.stopControl()
+		return err
+	}
+	m.runHosts()
 	if err := m.startControl(); err != nil {
 		m.closeListeners()
 		m.stopWorkers(0)
@@ -343,6 +353,7 @@ func (m *Master) shutdown(keepListener bool) {
 	}
 	m.conns.closeReads()
 	m.conns.wait(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
+	m.stopHosts(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
 	m.stopWorkers(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
 	m.conns.closeAll()
 	m.stopHTTP(keepListener)
