@@ -19,6 +19,7 @@ import (
 	"github.com/tockd/tock/internal/systemd"
 	"github.com/tockd/tock/ipc"
 	"github.com/tockd/tock/store"
+	"github.com/tockd/tock/store/jslog"
 )
 
 // Version is set by cmd/tock.
@@ -65,7 +66,9 @@ type Master struct {
 	spans  *spanning
 	// dirLock is the data dir's lock, held from New until Run returns.
 	dirLock *store.FileLock
-	epochs  *epochs
+	// js is the JetStream engine (persistence = "jetstream", jetstream.go).
+	js     *jslog.Engine
+	epochs *epochs
 	// spawner starts workers (execSpawner; tests script fake ones).
 	spawner Spawner
 	// shardState is every shard's handoff state (states.go).
@@ -241,6 +244,12 @@ func (m *Master) Run(ctx context.Context) error {
 		m.stopControl()
 		return err
 	}
+	if err := m.startJetStream(ctx); err != nil {
+		m.closeListeners()
+		m.stopControl()
+		return err
+	}
+	defer m.stopJetStream()
 	if err := m.startHosts(ctx); err != nil {
 		m.closeListeners()
 		m.stopControl()
@@ -256,6 +265,7 @@ func (m *Master) Run(ctx context.Context) error {
 	m.runHosts()
 	if err := m.startControl(); err != nil {
 		m.closeListeners()
+		m.stopHosts(0)
 		m.stopWorkers(0)
 		m.stopControl()
 		return err
