@@ -29,7 +29,7 @@ unit:
 	$(GO) test -race -timeout 12m ./...
 
 fuzz:
-	@set -e; for pkg in ./protocol ./store ./ipc ./config ./httpapi ./rest ./internal/systemd ./bench ./bench/suite ./cluster; do \
+	@set -e; for pkg in ./protocol ./store ./store/jslog ./ipc ./config ./httpapi ./rest ./internal/systemd ./bench ./bench/suite ./cluster; do \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "fuzz $$pkg $$f"; \
 			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \

@@ -19,6 +19,7 @@ import (
 	"github.com/tockd/tock/internal/systemd"
 	"github.com/tockd/tock/ipc"
 	"github.com/tockd/tock/store"
+	"github.com/tockd/tock/store/jslog"
 )
 
 // Version is set by cmd/tock.
@@ -65,14 +66,19 @@ type Master struct {
 	spans  *spanning
 	// dirLock is the data dir's lock, held from New until Run returns.
 	dirLock *store.FileLock
-	epochs  *epochs
+	// js is the JetStream engine (persistence = "jetstream", jetstream.go).
+	js     *jslog.Engine
+	epochs *epochs
 	// spawner starts workers (execSpawner; tests script fake ones).
 	spawner Spawner
 	// shardState is every shard's handoff state (states.go).
 	shardState *shardStates
-	rules      *ruleSet
-	peers      *peerSet // links to and from other hosts' masters (peer.go)
-	tls        *tls.Config
+	// hosts is the lease manager's side in JetStream mode (leases.go);
+	// nil otherwise.
+	hosts *hostLeases
+	rules *ruleSet
+	peers *peerSet // links to and from other hosts' masters (peer.go)
+	tls   *tls.Config
 	// auth is the loaded auth file; nil when auth is off. Swapped on SIGHUP.
 	auth atomic.Pointer[tokenStore]
 	// listings are the REST listings being answered (a slot each, see
@@ -241,20 +247,37 @@ func (m *Master) Run(ctx context.Context) error {
 		m.stopControl()
 		return err
 	}
+	if err := m.startJetStream(ctx); err != nil {
+		m.closeListeners()
+		m.stopControl()
+		return err
+	}
+	defer m.stopJetStream()
+	if err := m.startHosts(ctx); err != nil {
+		m.closeListeners()
+		m.stopControl()
+		return err
+	}
 	if err := m.bootWorkers(); err != nil {
 		m.closeListeners()
 		m.stopWorkers(0)
+		m.stopHosts(0)
 		m.stopControl()
 		return err
 	}
+	// The peer listener before the lease loop: routes it announces point
+	// at peers.
 	if err := m.startPeers(); err != nil {
 		m.closeListeners()
 		m.stopWorkers(0)
+		m.stopHosts(0)
 		m.stopControl()
 		return err
 	}
+	m.runHosts()
 	if err := m.startControl(); err != nil {
 		m.closeListeners()
+		m.stopHosts(0)
 		m.stopPeers(0)
 		m.stopWorkers(0)
 		m.stopControl()
@@ -353,6 +376,7 @@ func (m *Master) shutdown(keepListener bool) {
 	}
 	m.conns.closeReads()
 	m.conns.wait(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
+	m.stopHosts(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
 	m.stopPeers(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
 	m.stopWorkers(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
 	m.conns.closeAll()

@@ -29,7 +29,7 @@ func assignShards(shards, n int) [][]int {
 // bootWorkers starts the configured workers and waits until all are ready.
 func (m *Master) bootWorkers() error {
 	n := m.cfg.Cluster.Workers
-	assign := assignShards(m.cfg.Cluster.Shards, n)
+	assign := assignShards(m.hostShards(), n)
 	m.mu.Lock()
 	m.phase = 0
 	for i := 0; i < n; i++ {
@@ -202,6 +202,9 @@ func (m *Master) handleWorkerFrame(p *proc, f ipc.Frame) error {
 		}
 		p.lastStatus, p.lastCheckin = st, time.Now()
 		p.mu.Unlock()
+		if len(st.Fenced) > 0 {
+			m.noteFenced(p, st.Fenced)
+		}
 	case ipc.TypeHello:
 		var h ipc.Hello
 		if err := ipc.DecodeJSON(f.Payload, &h); err != nil {

@@ -101,6 +101,13 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	for name, data := range seedLogfiles(t) {
 		writeSeed(t, "FuzzReplay", name, data)
 	}
+	frames, err := AppendFrames(nil, sampleRecords())
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeSeed(t, "FuzzApplyFrames", "all_types", frames)
+	writeSeed(t, "FuzzApplyFrames", "cut", frames[:len(frames)-3])
+	writeSeed(t, "FuzzApplyFrames", "crc", flip(frames, 5))
 }
 
 // seedLogfiles are small real logfiles: clean, torn and corrupt.

@@ -1,10 +1,12 @@
 package worker
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/tockd/tock/ipc"
+	"github.com/tockd/tock/store"
 	"github.com/tockd/tock/worker/runner"
 )
 
@@ -52,6 +54,13 @@ func (w *Worker) failShard(sh *shard, cause error) {
 	}
 	delete(w.shards, n)
 	w.shardErrors[n] = cause.Error()
+	if w.isFenced(sh, cause) {
+		// Another host has it: not reopened (jetstream.go). Executions
+		// still running here report to the master, which forwards them.
+		w.log.Warn("shard fenced by another host; down until the master releases it", "shard", n, "epoch", sh.epoch)
+		w.fenced[n] = true
+		return
+	}
 	w.failed[n] = &failedShard{at: time.Now(), epoch: sh.epoch}
 }
 
@@ -91,7 +100,14 @@ func (w *Worker) reopen(n int, f *failedShard, now time.Time) {
 	for id, exec := range w.awaiting[n] {
 		running[id] = exec
 	}
-	sh, err := openShard(w.set, n, f.epoch, running, nil, w.log, w.opts)
+	sh, err := w.open(n, f.epoch, running, nil, true)
+	if err != nil && w.jetStreamMode() && errors.Is(err, store.ErrFenced) {
+		w.log.Warn("failed shard was taken by another host; not reopened", "shard", n, "error", err)
+		w.shardErrors[n] = err.Error()
+		w.fenced[n] = true
+		delete(w.failed, n)
+		return
+	}
 	if err != nil {
 		w.log.Error("cannot reopen failed shard", "shard", n, "error", err, "retry_in", shardRetry)
 		w.shardErrors[n] = "reopen after failure: " + err.Error()

@@ -22,7 +22,7 @@ type staged struct {
 // them (read-only: a partial record at the end is a write in progress) and
 // hands the results to the loop, which answers Prepared.
 func (w *Worker) prepare(p ipc.Prepare) {
-	if w.set.Persistence == "memory" {
+	if w.set.Persistence == "memory" || w.jetStreamMode() { // nothing to read ahead: a stream replays fast
 		w.send(ipc.TypePrepared, ipc.Prepared{Shards: p.Shards})
 		return
 	}

@@ -129,7 +129,10 @@ func (w *Worker) endBatch() {
 	failed := map[*shard]string{}
 	var broken []*shard
 	var logs []store.ShardLog
-	durable := w.set.Fsync == "always" && w.set.Persistence != "memory"
+	// A stream's acks are what makes a write acknowledged (a quorum has
+	// it), whatever database.fsync says; nats-server's own sync_interval
+	// decides its fsyncs.
+	durable := w.jetStreamMode() || w.set.Fsync == "always" && w.set.Persistence != "memory"
 	b := commitBatch{replies: make([]ipc.Reply, 0, len(w.batch))}
 	for _, sh := range w.touched {
 		execs := sh.execs

@@ -57,6 +57,8 @@ func ShardPath(dataDir string, n int) string {
 // across handoffs.
 //
 // With a read-ahead (pre), only the records written after it are replayed.
+// persistence = "jetstream" opens shards with openStreamShard instead
+// (w.open).
 func openShard(set ipc.Settings, n int, epoch uint64, running map[string]int64, pre *staged, log hclog.Logger, opts runOptions) (*shard, error) {
 	sh := &shard{id: n, jobs: store.NewJobs(), compaction: "idle", lastCompact: time.Now(), epoch: epoch, openedAt: time.Now().UnixNano()}
 	if set.Persistence == "memory" {
@@ -84,6 +86,16 @@ func openShard(set ipc.Settings, n int, epoch uint64, running map[string]int64, 
 	if opts.wrapLog != nil {
 		sh.log = opts.wrapLog(n, sh.log)
 	}
+	rerun := replanTriggered(sh, running)
+	log.Debug("shard opened", "shard", n, "records", res.Records, "from", so.From, "jobs", sh.jobs.Len(), "rerun", rerun,
+		"epoch", epoch, "previous_epoch", opened.Previous.Epoch, "file_id", fmt.Sprintf("%016x", opened.Owner.FileID))
+	return sh, nil
+}
+
+// replanTriggered plans again the jobs of a just-opened shard left
+// triggered without an outcome, except those still running in the old
+// owner (running), and returns how many were triggered.
+func replanTriggered(sh *shard, running map[string]int64) int {
 	var rerun []store.Job
 	sh.jobs.Query("", func(j store.Job) bool {
 		if j.Status == store.Triggered {
@@ -97,9 +109,16 @@ func openShard(set ipc.Settings, n int, epoch uint64, running map[string]int64, 
 		}
 		sh.jobs.Replan(j.ID, j.Execution) // a second attempt, not a new schedule
 	}
-	log.Debug("shard opened", "shard", n, "records", res.Records, "from", so.From, "jobs", sh.jobs.Len(), "rerun", len(rerun),
-		"epoch", epoch, "previous_epoch", opened.Previous.Epoch, "file_id", fmt.Sprintf("%016x", opened.Owner.FileID))
-	return sh, nil
+	return len(rerun)
+}
+
+// open opens shard n the way the persistence setting says: from its
+// JetStream stream (jetstream.go), or with openShard (file, memory).
+func (w *Worker) open(n int, epoch uint64, running map[string]int64, pre *staged, reopen bool) (*shard, error) {
+	if w.jetStreamMode() {
+		return w.openStreamShard(n, epoch, running, reopen)
+	}
+	return openShard(w.set, n, epoch, running, pre, w.log, w.opts)
 }
 
 // setInEffect reports whether a retried SET of id at exec (ipc.Request

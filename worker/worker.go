@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/tockd/tock/ipc"
 	"github.com/tockd/tock/store"
+	"github.com/tockd/tock/store/jslog"
 	"github.com/tockd/tock/worker/runner"
 )
 
@@ -61,6 +62,13 @@ type Worker struct {
 	// failed are shards down after a write or fsync failure (fault.go).
 	failed map[int]*failedShard
 
+	// fenced are shards another host fenced (jetstream.go): down, not
+	// reopened, until the master releases them.
+	fenced map[int]bool
+	// js is the JetStream engine (persistence = "jetstream"), connected
+	// on first use.
+	js *jslog.Engine
+
 	// staged are shards read ahead of a handoff (Prepare), by shard.
 	staged   map[int]staged
 	stagedCh chan []staged
@@ -90,7 +98,7 @@ func run(link *ipc.Link, index, phase int, log hclog.Logger, opts runOptions) er
 		running: map[int]map[string]int64{}, awaiting: map[int]map[string]int64{},
 		inbox:  make(chan ipc.Frame, 4096),
 		staged: map[int]staged{}, stagedCh: make(chan []staged, 16), failed: map[int]*failedShard{},
-		metrics: newMetrics(),
+		fenced: map[int]bool{}, metrics: newMetrics(),
 	}
 	welcome, err := w.handshake()
 	if err != nil {
@@ -108,6 +116,7 @@ func run(link *ipc.Link, index, phase int, log hclog.Logger, opts runOptions) er
 	go w.readLoop()
 	w.acquire(ipc.Acquire{Shards: welcome.Shards, Running: welcome.Running, Epoch: welcome.Epoch})
 	err = w.loop()
+	w.closeJetStream()
 	w.flushLink()
 	return err
 }
@@ -345,7 +354,7 @@ func (w *Worker) acquire(a ipc.Acquire) {
 			ready.Shards = append(ready.Shards, n)
 			continue
 		}
-		sh, err := openShard(w.set, n, a.Epoch, byShard[n], w.takeStaged(n), w.log, w.opts)
+		sh, err := w.open(n, a.Epoch, byShard[n], w.takeStaged(n), false)
 		if err != nil {
 			w.log.Error("cannot open shard", "shard", n, "error", err)
 			w.shardErrors[n] = err.Error()
@@ -367,7 +376,14 @@ func (w *Worker) acquire(a ipc.Acquire) {
 			continue
 		}
 		delete(w.shardErrors, n)
+		delete(w.fenced, n)
 		w.shards[n] = sh
+		if w.jetStreamMode() {
+			if ready.Epochs == nil {
+				ready.Epochs = map[int]uint64{}
+			}
+			ready.Epochs[n] = sh.epoch
+		}
 		if len(byShard[n]) > 0 {
 			w.awaiting[n] = byShard[n]
 		}
@@ -394,6 +410,7 @@ func (w *Worker) release(r ipc.Release) {
 				// next owner opens it from its file, and waits for what
 				// still runs here.
 				delete(w.shardErrors, n)
+				delete(w.fenced, n)
 				if f := w.failed[n]; f != nil {
 					parked = append(parked, f.parked...)
 					for _, r := range f.parked {
@@ -496,6 +513,7 @@ func (w *Worker) statusNow() ipc.Status {
 		st.Compression = ipc.WorseCompression(st.Compression, sh.compaction)
 	}
 	st.Metrics = w.metrics.snapshot(owned)
+	st.Fenced = w.fencedShards()
 	if len(w.shardErrors) > 0 {
 		st.ShardErrors = map[string]string{}
 		for n, e := range w.shardErrors {
