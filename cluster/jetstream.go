@@ -13,6 +13,9 @@ import (
 // enough for every watcher to see it.
 const limitMarkerTTL = time.Second
 
+// bucketAttempt bounds one attempt to create or update a bucket.
+const bucketAttempt = 2 * time.Second
+
 // Buckets are the cluster's three key-value buckets.
 type Buckets struct {
 	Owners, Hosts, Rules KV
@@ -30,7 +33,12 @@ func OpenBuckets(ctx context.Context, js jetstream.JetStream, cluster string, re
 	var kvs [3]KV
 	for i, c := range cfgs {
 		for {
-			kv, err := js.CreateOrUpdateKeyValue(ctx, c)
+			// Each attempt has its own deadline: when several hosts create
+			// a bucket at once, nats-server may never answer the losers'
+			// requests, and one call waiting out ctx would end the retries.
+			actx, cancel := context.WithTimeout(ctx, bucketAttempt)
+			kv, err := js.CreateOrUpdateKeyValue(actx, c)
+			cancel()
 			if err == nil {
 				kvs[i] = &jsKV{kv: kv}
 				break

@@ -372,6 +372,12 @@ func (c *soClusterT) cleanup() {
 			c.t.Logf("%s logs:\n%s", h.name, tail(h.all.String(), 150))
 		}
 	}
+	if c.t.Failed() && c.nats != nil {
+		for _, n := range c.nats.Nodes {
+			b, _ := os.ReadFile(n.LogFile())
+			c.t.Logf("nats-server %s log:\n%s", n.Name, tail(string(b), 60))
+		}
+	}
 }
 
 // soLease is a lease's value in the owners bucket (docs/scale-out.md).
