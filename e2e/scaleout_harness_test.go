@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -72,15 +73,34 @@ type soClusterT struct {
 	owners jetstream.KeyValue
 }
 
-// freePort returns a loopback port that was free a moment ago.
+// soPorts are the ports freePort handed out in this run.
+var soPorts = struct {
+	sync.Mutex
+	used map[int]bool
+}{used: map[int]bool{}}
+
+// freePort returns a loopback port that was free a moment ago, below the
+// kernel's ephemeral range (32768 and up), so that no outgoing connection
+// (a NATS client's, a peer link's) takes it before the host binds it.
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	soPorts.Lock()
+	defer soPorts.Unlock()
+	for range 1000 {
+		p := 20000 + rand.IntN(12000)
+		if soPorts.used[p] {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		soPorts.used[p] = true
+		return p
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port below the ephemeral range")
+	return 0
 }
 
 // soHostConfig is host h's tock.toml.
