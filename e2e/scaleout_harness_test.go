@@ -109,8 +109,12 @@ func soHostConfig(h *soHost, urls []string, extra string) string {
 	for i, u := range urls {
 		quoted[i] = fmt.Sprintf("%q", u)
 	}
+	level := "info"
+	if l := os.Getenv("TOCK_SCALEOUT_LOG"); l != "" {
+		level = l // "debug" for a post-mortem with TOCK_SCALEOUT_KEEP
+	}
 	return fmt.Sprintf(`[log]
-level = "info"
+level = %q
 [controller]
 listen = %q
 [database]
@@ -132,7 +136,7 @@ replicas = 3
 host_name = %q
 advertise = %q
 lease_ttl = %q
-%s`, h.client, filepath.Join(h.dir, "data"), soShards, h.http, strings.Join(quoted, ", "),
+%s`, level, h.client, filepath.Join(h.dir, "data"), soShards, h.http, strings.Join(quoted, ", "),
 		soCluster, h.name, h.peer, soLeaseTTL.String(), extra)
 }
 
@@ -390,6 +394,17 @@ func (c *soClusterT) cleanup() {
 		}
 		if c.t.Failed() {
 			c.t.Logf("%s logs:\n%s", h.name, tail(h.all.String(), 150))
+		}
+	}
+	if keep := os.Getenv("TOCK_SCALEOUT_KEEP"); keep != "" {
+		// Every host's whole log and the ran log, for a failure's post-mortem.
+		d := filepath.Join(keep, strings.ReplaceAll(c.t.Name(), "/", "_"))
+		os.MkdirAll(d, 0o755)
+		for _, h := range c.hosts {
+			os.WriteFile(filepath.Join(d, h.name+".log"), []byte(h.all.String()), 0o644)
+		}
+		if b, err := os.ReadFile(c.ranLog); err == nil {
+			os.WriteFile(filepath.Join(d, "ran.log"), b, 0o644)
 		}
 	}
 	if c.t.Failed() && c.nats != nil {
