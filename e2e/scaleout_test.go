@@ -309,9 +309,13 @@ func TestScaleOut_NATSRestart2of3(t *testing.T) {
 	c.nats.Kill(0)
 	c.nats.Kill(1)
 	down := time.Now()
-	// The outage lasts until the load has noticed it: no OK reply on any
-	// shard for a second.
+	// The outage lasts until every lease has expired (the TTL and a
+	// second: no host may serve any shard) and the load has noticed it,
+	// no OK reply on any shard for a second.
 	waitForWhy(t, 60*time.Second, "writes to stall", func() (bool, string) {
+		if time.Since(down) < soLeaseTTL+time.Second {
+			return false, "leases not expired yet"
+		}
 		var last time.Time
 		for _, p := range ld.probers {
 			if t := p.lastOK(); t.After(last) {
