@@ -26,7 +26,7 @@ test: unit fuzz soak-short
 
 unit:
 	./.ci/install-services.sh
-	$(GO) test -race -timeout 12m ./...
+	$(GO) test -race -timeout 20m ./...
 
 fuzz:
 	@set -e; for pkg in ./protocol ./store ./store/jslog ./ipc ./config ./httpapi ./rest ./internal/systemd ./bench ./bench/suite ./cluster; do \
