@@ -61,7 +61,7 @@ type soHost struct {
 	up     bool        // started and not killed
 }
 
-// soCluster is the NATS cluster and the tock hosts on it.
+// soClusterT is the NATS cluster and the tock hosts on it.
 type soClusterT struct {
 	t      testing.TB
 	dir    string

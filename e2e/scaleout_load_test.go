@@ -443,7 +443,7 @@ func (ld *soLoad) dueJobs(due *soLedger) {
 	}()
 }
 
-// durations summarises ds as "p50 X, max Y (n)".
+// durations returns the median and the maximum of ds.
 func durations(ds []time.Duration) (p50, maxd time.Duration) {
 	if len(ds) == 0 {
 		return 0, 0

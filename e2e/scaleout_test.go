@@ -12,6 +12,7 @@ package e2e
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -89,7 +90,7 @@ func TestScaleOut_CommandsOnEveryHost(t *testing.T) {
 		}
 	}
 	// Every host reads every job, and QUERY lists them all, in id order.
-	keys := slices.Sorted(mapsKeysOf(want))
+	keys := slices.Sorted(maps.Keys(want))
 	for i, cl := range cls {
 		for j, k := range keys {
 			cl.expect(fmt.Sprintf("g%d GET %s", j, k), fmt.Sprintf("g%d OK planned %d", j, want[k]))

@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -83,7 +84,7 @@ func (c *soClusterT) getAll(keys []string) (map[string]soJob, error) {
 // lost (absent or different) and a few examples.
 func (c *soClusterT) checkLedgerByGET(acked map[string]int64) (lost int, examples []string) {
 	c.t.Helper()
-	keys := slices.Sorted(mapsKeysOf(acked))
+	keys := slices.Sorted(maps.Keys(acked))
 	var got map[string]soJob
 	// A host may still be settling (a rebalance after a restart): a read
 	// that fails is retried, a read that answers is final.
@@ -101,16 +102,6 @@ func (c *soClusterT) checkLedgerByGET(acked map[string]int64) (lost int, example
 		}
 	}
 	return lost, examples
-}
-
-func mapsKeysOf[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // soStreams is what an offline replay of every shard stream found.
@@ -196,7 +187,7 @@ func applySoRecord(jobs map[string]soJob, r store.Record) {
 // acknowledged key must be there at its time. It returns the number lost
 // and a few examples.
 func checkLedgerOffline(acked map[string]int64, st *soStreams) (lost int, examples []string) {
-	for _, k := range slices.Sorted(mapsKeysOf(acked)) {
+	for _, k := range slices.Sorted(maps.Keys(acked)) {
 		if j, ok := st.jobs[k]; !ok || j.exec != acked[k] {
 			lost++
 			if len(examples) < 10 {
@@ -311,7 +302,7 @@ func readRuns(path string) (map[string][]soRun, error) {
 func (c *soClusterT) checkDue(what string, due *soLedger, crashed ...string) int {
 	c.t.Helper()
 	acked := due.snapshot()
-	keys := slices.Sorted(mapsKeysOf(acked))
+	keys := slices.Sorted(maps.Keys(acked))
 	waitForWhy(c.t, 90*time.Second, what+": every due job executed", func() (bool, string) {
 		got, err := c.getAll(keys)
 		if err != nil {
