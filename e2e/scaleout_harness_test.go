@@ -63,14 +63,15 @@ type soHost struct {
 
 // soClusterT is the NATS cluster and the tock hosts on it.
 type soClusterT struct {
-	t      testing.TB
-	dir    string
-	ranLog string            // where the shell rules of the tests log executions
-	nats   *natstest.Cluster // nil in the network-namespace variant
-	urls   []string          // the NATS servers
-	hosts  []*soHost
-	eng    *jslog.Engine // the test's own connection: lease bucket, offline reads
-	owners jetstream.KeyValue
+	t                      testing.TB
+	dir                    string
+	ranLog                 string            // where the shell rules of the tests log executions
+	nats                   *natstest.Cluster // nil in the network-namespace variant
+	urls                   []string          // the NATS servers
+	tlsCA, tlsCert, tlsKey string            // the test's TLS to NATS, when set
+	hosts                  []*soHost
+	eng                    *jslog.Engine // the test's own connection: lease bucket, offline reads
+	owners                 jetstream.KeyValue
 }
 
 // soPorts are the ports freePort handed out in this run.
@@ -159,8 +160,8 @@ func (c *soClusterT) boot(urls []string, extra string, place func(i int) (ns, ip
 	t.Helper()
 	c.ranLog = filepath.Join(c.dir, "ran.log")
 	c.urls = urls
-	eng, err := jslog.Connect(jslog.Config{URLs: urls, Cluster: soCluster, Replicas: 3, Host: "e2e-verifier"},
-		hclog.NewNullLogger())
+	eng, err := jslog.Connect(jslog.Config{URLs: urls, Cluster: soCluster, Replicas: 3, Host: "e2e-verifier",
+		TLSCA: c.tlsCA, TLSCert: c.tlsCert, TLSKey: c.tlsKey}, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatalf("connect to NATS: %v", err)
 	}
@@ -403,8 +404,17 @@ func (c *soClusterT) cleanup() {
 		for _, h := range c.hosts {
 			os.WriteFile(filepath.Join(d, h.name+".log"), []byte(h.all.String()), 0o644)
 		}
-		if b, err := os.ReadFile(c.ranLog); err == nil {
-			os.WriteFile(filepath.Join(d, "ran.log"), b, 0o644)
+		logs, _ := filepath.Glob(filepath.Join(c.dir, "n*", "nats-server.log"))
+		if c.nats != nil {
+			for _, n := range c.nats.Nodes {
+				logs = append(logs, n.LogFile())
+			}
+		}
+		logs = append(logs, c.ranLog)
+		for i, l := range logs {
+			if b, err := os.ReadFile(l); err == nil {
+				os.WriteFile(filepath.Join(d, fmt.Sprintf("%d-%s", i, filepath.Base(l))), b, 0o644)
+			}
 		}
 	}
 	if c.t.Failed() && c.nats != nil {

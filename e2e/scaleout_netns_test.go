@@ -7,7 +7,14 @@ package e2e
 // link set down.
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -45,6 +52,9 @@ func ipCmd(t testing.TB, args ...string) {
 func netnsTeardown() {
 	for i := range soHosts {
 		exec.Command("ip", "netns", "del", soNS(i)).Run()
+		// The host side of the pair, in case the namespace outlives its
+		// name for a moment (the kernel tears it down asynchronously).
+		exec.Command("ip", "link", "del", soVeth(i)).Run()
 	}
 	exec.Command("ip", "link", "del", soBridge).Run()
 }
@@ -68,13 +78,52 @@ func netnsSetup(t testing.TB) {
 	}
 }
 
-// startNetnsNATS runs nats-server nK in namespace K; it returns the URLs.
-func startNetnsNATS(t testing.TB, dir string) []string {
+// netnsCert writes one self-signed certificate (its own CA) for the
+// hosts' addresses, used by every nats-server, tock host and the test:
+// peer links off loopback require TLS.
+func netnsCert(t testing.TB, dir string) (certPath, keyPath string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ips := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.77.0.254")}
+	for i := range soHosts {
+		ips = append(ips, net.ParseIP(soIP(i)))
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tock-netns-test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: ips, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPath, keyPath = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certPath, keyPath
+}
+
+// startNetnsNATS runs nats-server nK in namespace K, clients on TLS
+// (verified both ways); it returns the URLs.
+func startNetnsNATS(t testing.TB, dir, cert, key string) []string {
 	t.Helper()
 	bin := natstest.Binary(t)
 	var urls, routes []string
 	for i := range soHosts {
-		urls = append(urls, fmt.Sprintf("nats://%s:4222", soIP(i)))
+		urls = append(urls, fmt.Sprintf("tls://%s:4222", soIP(i)))
 		routes = append(routes, fmt.Sprintf("nats://%s:6222", soIP(i)))
 	}
 	for i := range soHosts {
@@ -84,6 +133,7 @@ func startNetnsNATS(t testing.TB, dir string) []string {
 		}
 		var b strings.Builder
 		fmt.Fprintf(&b, "server_name: \"n%d\"\nlisten: \"%s:4222\"\njetstream {\n  store_dir: %q\n}\n", i+1, soIP(i), filepath.Join(d, "js"))
+		fmt.Fprintf(&b, "tls {\n  cert_file: %q\n  key_file: %q\n  ca_file: %q\n  verify: true\n}\n", cert, key, cert)
 		fmt.Fprintf(&b, "cluster {\n  name: \"netns\"\n  listen: \"%s:6222\"\n  routes: [%s]\n}\n", soIP(i), `"`+strings.Join(routes, `", "`)+`"`)
 		conf := filepath.Join(d, "nats-server.conf")
 		if err := os.WriteFile(conf, []byte(b.String()), 0o600); err != nil {
@@ -223,8 +273,11 @@ func TestScaleOut_NetnsPartition(t *testing.T) {
 	}
 	netnsSetup(t)
 	c := &soClusterT{t: t, dir: t.TempDir()}
-	urls := startNetnsNATS(t, c.dir)
-	c.boot(urls, "", func(i int) (string, string) { return soNS(i), soIP(i) })
+	cert, key := netnsCert(t, c.dir)
+	c.tlsCA, c.tlsCert, c.tlsKey = cert, cert, key
+	urls := startNetnsNATS(t, c.dir, cert, key)
+	extra := fmt.Sprintf("tls_ca = %q\ntls_cert = %q\ntls_key = %q\n", cert, cert, key)
+	c.boot(urls, extra, func(i int) (string, string) { return soNS(i), soIP(i) })
 	victim := c.hosts[1]
 	before, err := c.leases()
 	if err != nil {
