@@ -43,6 +43,10 @@ type Message struct {
 	Records []store.Record // rec and snap
 	// Raw is the payload (frames for rec and snap, fence JSON for own).
 	Raw []byte
+	// Stale is set by ReadShard on a message of an older epoch than the
+	// fence before it: an append of a fenced owner that was in flight when
+	// the fence landed, never acknowledged, skipped by replay.
+	Stale bool
 }
 
 // fenceRecord is the payload of an own message.
@@ -51,23 +55,22 @@ type fenceRecord struct {
 	Host  string `json:"host"`
 }
 
-// msgID is the Nats-Msg-Id of the message at seq: host, epoch and
-// sequence. The host is in it so two hosts racing to fence at the same
-// epoch never have one's publish taken for a duplicate of the other's.
-func msgID(host string, epoch, seq uint64) string {
-	return host + ":" + strconv.FormatUint(epoch, 10) + ":" + strconv.FormatUint(seq, 10)
+// msgID is the Nats-Msg-Id of a log's n-th message: host, epoch and n
+// (and ":r<round>" when recovery sends it again). The host is in it so two
+// hosts at the same epoch never have one's publish taken for a duplicate
+// of the other's.
+func msgID(host string, epoch, n uint64) string {
+	return host + ":" + strconv.FormatUint(epoch, 10) + ":" + strconv.FormatUint(n, 10)
 }
 
-// newMsg builds the message at seq with every header, Expected-Last-Sequence
-// seq-1 and its Msg-Id, ready to be published (and re-published as is).
-func newMsg(subject, kind, host string, epoch, seq uint64, data []byte) *nats.Msg {
+// newMsg builds a message with every header and its Msg-Id.
+func newMsg(subject, kind, host string, epoch uint64, id string, data []byte) *nats.Msg {
 	m := nats.NewMsg(subject)
 	m.Data = data
 	m.Header.Set(hdrKind, kind)
 	m.Header.Set(hdrEpoch, strconv.FormatUint(epoch, 10))
 	m.Header.Set(hdrHost, host)
-	m.Header.Set(jetstream.MsgIDHeader, msgID(host, epoch, seq))
-	m.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(seq-1, 10))
+	m.Header.Set(jetstream.MsgIDHeader, id)
 	return m
 }
 
