@@ -1,0 +1,214 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tockd/tock/internal/natstest"
+	"github.com/tockd/tock/master"
+)
+
+// hostConfig is host name of a JetStream cluster of 16 shards on nc.
+func hostConfig(t *testing.T, dir string, nc *natstest.Cluster, cluster, name string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	advertise := l.Addr().String()
+	l.Close()
+	urls := make([]string, len(nc.URLs()))
+	for i, u := range nc.URLs() {
+		urls[i] = fmt.Sprintf("%q", u)
+	}
+	return fmt.Sprintf(`[log]
+level = "debug"
+[controller]
+listen = "127.0.0.1:0"
+[database]
+data_dir = %q
+framerate = 200
+persistence = "jetstream"
+[cluster]
+workers = 2
+shards = 16
+worker_check_interval = "200ms"
+worker_boot_timeout = "30s"
+worker_shutdown_timeout = "10s"
+[http]
+listen = ""
+[jetstream]
+urls = [%s]
+cluster_name = %q
+replicas = 3
+host_name = %q
+advertise = %q
+lease_ttl = "3s"
+`, filepath.Join(dir, "data"), strings.Join(urls, ", "), cluster, name, advertise)
+}
+
+type testHost struct {
+	name string
+	dir  string
+	c    *cluster
+	cc   *controlConn
+}
+
+func (h *testHost) view() *master.ClusterStats {
+	var hr master.HostsReply
+	h.cc.expect(http.MethodGet, "/hosts", "", http.StatusOK, &hr)
+	return hr.Cluster
+}
+
+// served are the shards h serves now (lease held, open on a worker).
+func (h *testHost) served() []int {
+	var out []int
+	for _, o := range h.view().Owned {
+		if o.State == "serving" && o.Served {
+			out = append(out, o.Shard)
+		}
+	}
+	return out
+}
+
+// servedBy maps each shard served by one of hosts to its host; ok is false
+// if two serve one shard.
+func servedBy(hosts []*testHost) (map[int]*testHost, bool) {
+	by := map[int]*testHost{}
+	for _, h := range hosts {
+		for _, n := range h.served() {
+			if by[n] != nil {
+				return by, false
+			}
+			by[n] = h
+		}
+	}
+	return by, true
+}
+
+// idsOn returns n job ids of shards in shards.
+func idsOn(prefix string, shards []int, n int) []string {
+	var out []string
+	for i := 0; len(out) < n; i++ {
+		id := fmt.Sprintf("%s.%d", prefix, i)
+		if slices.Contains(shards, master.ShardOf(id, 16)) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// TestHosts_Leases: three tock hosts on a 3-node NATS cluster split the
+// 16 shards by leases (never two serving one shard); kill -9 of a host
+// (master and workers) moves its shards to the other two once its leases
+// expire, with every acknowledged SET readable there; a rule set through
+// one host reaches the others; a graceful stop hands its shards over at
+// once, without waiting for the lease TTL.
+func TestHosts_Leases(t *testing.T) {
+	nc := natstest.Start(t, 3)
+	var hosts []*testHost
+	for _, name := range []string{"h1", "h2", "h3"} {
+		dir := t.TempDir()
+		h := &testHost{name: name, dir: dir}
+		h.c = startCluster(t, dir, hostConfig(t, dir, nc, "hosts", name))
+		h.cc = unixControl(t, dir)
+		hosts = append(hosts, h)
+	}
+	waitFor(t, 60*time.Second, "16 shards spread over 3 hosts", func() bool {
+		by, ok := servedBy(hosts)
+		if !ok {
+			t.Fatalf("two hosts serve one shard: %v", by)
+		}
+		for _, h := range hosts {
+			if n := len(h.served()); n > 6 {
+				return false
+			}
+		}
+		return len(by) == 16
+	})
+	for _, h := range hosts {
+		v := h.view()
+		if len(v.Hosts) != 3 || v.Target != 6 || !v.Synced {
+			t.Fatalf("%s's view: %+v", h.name, v)
+		}
+	}
+
+	// Acknowledged SETs on h1's shards, through h1.
+	victim := hosts[0]
+	ids := idsOn("ack", victim.served(), 100)
+	cl := dial(t, victim.c.addr)
+	var lines []string
+	for i, id := range ids {
+		lines = append(lines, fmt.Sprintf("s%d SET %s %d", i, id, 4102444800000000000+int64(i)))
+	}
+	cl.send(lines...)
+	for i := range ids {
+		if got, want := cl.line(), fmt.Sprintf("s%d OK", i); got != want {
+			t.Fatalf("SET %d: %q, want %q", i, got, want)
+		}
+	}
+	// A rule set on h2 reaches h3.
+	cl2 := dial(t, hosts[1].c.addr)
+	cl2.expect("r1 RULE SET rule.a ack. shell true", "r1 OK")
+	cl3 := dial(t, hosts[2].c.addr)
+	waitFor(t, 10*time.Second, "the rule on h3", func() bool {
+		body, end := cl3.list("l1", "l1 LISTRULES")
+		return end == "l1 OK" && len(body) == 1 && strings.Contains(body[0], "rule.a")
+	})
+
+	// kill -9 of h1: master and workers at once.
+	pids := append(workerPIDs(t, victim.c.cmd.Process.Pid), victim.c.cmd.Process.Pid)
+	killed := time.Now()
+	for _, pid := range pids {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	<-victim.c.exited
+	rest := hosts[1:]
+	waitFor(t, 30*time.Second, "h1's shards served by h2 and h3", func() bool {
+		by, ok := servedBy(rest)
+		if !ok {
+			t.Fatalf("two hosts serve one shard: %v", by)
+		}
+		return len(by) == 16
+	})
+	t.Logf("kill -9 of a host: its shards served elsewhere %s after the kill (lease_ttl 3s)", time.Since(killed).Round(10*time.Millisecond))
+	by, _ := servedBy(rest)
+	clients := map[*testHost]*client{hosts[1]: cl2, hosts[2]: cl3}
+	for i, id := range ids {
+		h := by[master.ShardOf(id, 16)]
+		want := fmt.Sprintf("g%d OK planned %d", i, 4102444800000000000+int64(i))
+		if got := clients[h].do(fmt.Sprintf("g%d GET %s", i, id)); got != want {
+			t.Fatalf("acknowledged SET lost after the takeover: GET %s on %s: %q, want %q", id, h.name, got, want)
+		}
+	}
+	waitFor(t, 30*time.Second, "8/8", func() bool { return len(hosts[1].served()) == 8 && len(hosts[2].served()) == 8 })
+
+	// Graceful stop of h2: released, h3 takes every shard well within the TTL.
+	stopped := time.Now()
+	hosts[1].c.cmd.Process.Signal(syscall.SIGTERM)
+	waitFor(t, 30*time.Second, "h3 serves all 16", func() bool { return len(hosts[2].served()) == 16 })
+	took := time.Since(stopped)
+	t.Logf("graceful stop: the other host serves all 16 shards %s after SIGTERM", took.Round(10*time.Millisecond))
+	if err := hosts[1].c.stop(); err != nil {
+		t.Fatalf("h2 exit: %v", err)
+	}
+	// The stats tree and /varz carry the host view.
+	var st map[string]json.RawMessage
+	hosts[2].cc.expect(http.MethodGet, "/stats", "", http.StatusOK, &st)
+	if _, ok := st["cluster"]; !ok {
+		t.Fatalf("/stats has no cluster object: %s", st)
+	}
+	var hz master.Health
+	hosts[2].cc.expect(http.MethodGet, "/healthz", "", http.StatusOK, &hz)
+	if hz.Status != "ok" || hz.Cluster == nil || len(hz.Cluster.Owned) != 16 {
+		t.Fatalf("/healthz: %+v", hz)
+	}
+}
