@@ -36,6 +36,12 @@ const (
 	TypeOutcome   Type = 15 // W→M JSON Outcome: a result for a shard the worker no longer owns
 	TypePrepare   Type = 16 // M→W JSON Prepare: read these shards ahead of a handoff
 	TypePrepared  Type = 17 // W→M JSON Prepared
+
+	// Between masters (peer links, see peer.go): the dialing master
+	// forwards Requests and Outcomes and reads Replies.
+	TypePeerHello   Type = 18 // dialer → acceptor JSON PeerHello
+	TypePeerWelcome Type = 19 // acceptor → dialer JSON PeerHello (Error set: refused)
+	TypePeerPing    Type = 20 // either way, empty: the link is alive
 )
 
 func (t Type) String() string {
@@ -45,6 +51,7 @@ func (t Type) String() string {
 		TypeRelease: "release", TypeReleased: "released", TypeAcquire: "acquire",
 		TypeShutdown: "shutdown", TypeCall: "call", TypeCallReply: "call-reply", TypeOutcome: "outcome",
 		TypePrepare: "prepare", TypePrepared: "prepared",
+		TypePeerHello: "peer-hello", TypePeerWelcome: "peer-welcome", TypePeerPing: "peer-ping",
 	}
 	if n, ok := names[t]; ok {
 		return n

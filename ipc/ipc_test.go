@@ -178,3 +178,65 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodePeerHello: the handshake decoder is fed by whoever dials the
+// peer listener, before anything is known of them: it must never panic,
+// and what it accepts survives a round trip and a check against itself.
+func FuzzDecodePeerHello(f *testing.F) {
+	ok := PeerHello{Cluster: "tock", Host: "h1", Proto: ProtoVersion, PeerProto: PeerProto, Version: "dev"}
+	for _, h := range []PeerHello{ok, {Error: "refused"}, {Cluster: "", Host: "h"}, {Cluster: "c", Host: "bad host"}} {
+		b, err := EncodeJSON(h)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"cluster":"tock","host":"h2","proto":2,"peer_proto":1,"extra":[1,2,3]}`))
+	f.Add([]byte(`{"cluster":1}`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		h, err := DecodePeerHello(in)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
+			return
+		}
+		b, err := EncodeJSON(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := DecodePeerHello(b)
+		if err != nil || again != h {
+			t.Fatalf("round trip: %+v vs %+v (%v)", h, again, err)
+		}
+		if h.Error == "" {
+			if err := CheckPeer(h, h); !errors.Is(err, ErrPeerMismatch) {
+				t.Fatalf("a hello checked against itself must clash on the host name: %v", err)
+			}
+		}
+	})
+}
+
+func TestCheckPeer(t *testing.T) {
+	ours := PeerHello{Cluster: "tock", Host: "h1", Proto: ProtoVersion, PeerProto: PeerProto}
+	theirs := ours
+	theirs.Host = "h2"
+	if err := CheckPeer(ours, theirs); err != nil {
+		t.Fatalf("matching hellos: %v", err)
+	}
+	for name, change := range map[string]func(*PeerHello){
+		"cluster": func(h *PeerHello) { h.Cluster = "x" }, "proto": func(h *PeerHello) { h.Proto = 1 },
+		"peer proto": func(h *PeerHello) { h.PeerProto = 9 }, "host": func(h *PeerHello) { h.Host = "h1" },
+		"refusal": func(h *PeerHello) { h.Error = "no" },
+	} {
+		bad := theirs
+		change(&bad)
+		if err := CheckPeer(ours, bad); !errors.Is(err, ErrPeerMismatch) {
+			t.Errorf("%s: %v, want a mismatch", name, err)
+		}
+	}
+	if _, err := DecodePeerHello(make([]byte, 5000)); !errors.Is(err, ErrMalformed) {
+		t.Errorf("an oversized hello: %v", err)
+	}
+}

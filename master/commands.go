@@ -177,15 +177,32 @@ func (m *Master) query(c *call, cmd protocol.Command, id identity, done func()) 
 	}
 }
 
-// stat sums every worker's figures into ztick's 15 STAT lines.
+// stat sums every host's workers' figures into ztick's 15 STAT lines:
+// this host's, and each other host's that owns a shard (asked over its
+// peer link for its own workers' share). A host that cannot answer within
+// its bound fails the STAT with its name rather than leave its jobs out.
 func (m *Master) stat(c *call, cmd protocol.Command) {
-	procs := m.workerProcs()
+	peers := m.router.remoteHosts()
 	var mu sync.Mutex
 	var sum ipc.Stat
 	sum.Compression = "idle"
-	left := len(procs)
+	var errText string
+	left := 1 + len(peers)
 	rid := cmd.RID
-	finish := func() {
+	add := func(st ipc.Stat, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil && errText == "" {
+			errText = err.Error()
+		}
+		sum = addStat(sum, st)
+		if left--; left > 0 {
+			return
+		}
+		if errText != "" {
+			c.finish(protocol.AppendError(nil, rid, errText))
+			return
+		}
 		var out []byte
 		line := func(k string, v int64) { out = protocol.AppendStatLine(out, rid, k, strconv.FormatInt(v, 10)) }
 		line("uptime_ns", time.Since(m.started).Nanoseconds())
@@ -205,32 +222,51 @@ func (m *Master) stat(c *call, cmd protocol.Command) {
 		line("framerate", int64(m.cfg.Database.Framerate))
 		c.finish(protocol.AppendOK(out, rid))
 	}
+	m.localStat(func(st ipc.Stat) { add(st, nil) })
+	for _, p := range peers {
+		m.peerStat(p, add)
+	}
+}
+
+// localStat sums this host's workers' STAT figures and calls done with
+// them once every worker has answered.
+func (m *Master) localStat(done func(ipc.Stat)) {
+	procs := m.workerProcs()
+	var mu sync.Mutex
+	sum := ipc.Stat{Compression: "idle"}
+	left := len(procs)
 	if left == 0 {
-		finish()
+		done(sum)
 		return
 	}
 	for _, p := range procs {
 		p.link.WaitRoom()
 		m.router.SendTo(p, &pending{req: ipc.Request{Op: ipc.OpStat, Shard: ipc.AllShards}, deliver: func(r ipc.Reply) {
 			mu.Lock()
-			defer mu.Unlock()
-			st := r.Stat
-			sum.JobsTotal += st.JobsTotal
-			sum.JobsPlanned += st.JobsPlanned
-			sum.JobsTriggered += st.JobsTriggered
-			sum.JobsExecuted += st.JobsExecuted
-			sum.JobsFailed += st.JobsFailed
-			sum.ExecutionsPending += st.ExecutionsPending
-			sum.ExecutionsInflight += st.ExecutionsInflight
-			if st.Compression != "" {
-				sum.Compression = ipc.WorseCompression(sum.Compression, st.Compression)
-			}
+			sum = addStat(sum, r.Stat)
 			left--
-			if left == 0 {
-				finish()
+			last := left == 0
+			mu.Unlock()
+			if last {
+				done(sum)
 			}
 		}})
 	}
+}
+
+// addStat adds b's figures to a's.
+func addStat(a, b ipc.Stat) ipc.Stat {
+	a.JobsTotal += b.JobsTotal
+	a.JobsPlanned += b.JobsPlanned
+	a.JobsTriggered += b.JobsTriggered
+	a.JobsExecuted += b.JobsExecuted
+	a.JobsFailed += b.JobsFailed
+	a.ExecutionsPending += b.ExecutionsPending
+	a.ExecutionsInflight += b.ExecutionsInflight
+	if b.Compression != "" {
+		a.Compression = ipc.WorseCompression(a.Compression, b.Compression)
+	}
+	return a
 }
 
 func boolInt(b bool) int64 {

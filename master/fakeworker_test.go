@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/tockd/tock/config"
 	"github.com/tockd/tock/ipc"
+	"github.com/tockd/tock/store"
 )
 
 // A scripted fake worker for in-process tests of the supervisor and the
@@ -34,7 +37,7 @@ type fakeScript struct {
 }
 
 type fakeSpawner struct {
-	t  *testing.T
+	t  testing.TB
 	mu sync.Mutex
 	// scripts[k] is the script of the first worker spawned with index and
 	// phase k (default: none); later ones (replacements) get none.
@@ -43,9 +46,14 @@ type fakeSpawner struct {
 	open     map[int]*fakeWorker // shard → the live fake that has it open
 	violated []string
 	changed  chan struct{} // pinged on every spawn and state change
+	// tag, when set, names the fakes' host in "served by" answers, and
+	// makes them keep the jobs SET to them (peer_test.go): a GET of a job
+	// set is answered with it, QUERY and STAT count them.
+	tag    string
+	shards int // the cluster's shard count, with a tag
 }
 
-func newFakeSpawner(t *testing.T) *fakeSpawner {
+func newFakeSpawner(t testing.TB) *fakeSpawner {
 	return &fakeSpawner{t: t, scripts: map[wp]*fakeScript{}, open: map[int]*fakeWorker{}, changed: make(chan struct{}, 1)}
 }
 
@@ -176,6 +184,8 @@ type fakeWorker struct {
 	mu     sync.Mutex
 	epochs map[int]uint64 // shard → epoch it was opened at
 	got    []ipc.Type
+	jobs   map[string]int64 // with a tag: job id → execution
+	reqs   []ipc.Request    // with a tag: every request received
 }
 
 func (fw *fakeWorker) Pid() int               { return 900000 + fw.n }
@@ -278,6 +288,10 @@ func (fw *fakeWorker) handle(f ipc.Frame) (exit bool) {
 		if err != nil {
 			panic(err)
 		}
+		if fw.fs.tag != "" {
+			_ = fw.link.SendReply(fw.serveTagged(req))
+			break
+		}
 		r := ipc.Reply{Seq: req.Seq, Kind: ipc.KindOK}
 		if req.Op == ipc.OpGet {
 			r = ipc.Reply{Seq: req.Seq, Kind: ipc.KindError, Err: fmt.Sprintf("served by #%d", fw.n)}
@@ -313,7 +327,7 @@ func mustDecode(f ipc.Frame, v any) {
 }
 
 // waitUntil polls cond with a deadline.
-func waitUntil(t *testing.T, what string, cond func() bool) {
+func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
@@ -362,7 +376,7 @@ func startFakeCluster(t *testing.T, scripts map[wp]*fakeScript) *fakeCluster {
 	return fc
 }
 
-type fakeLogWriter struct{ t *testing.T }
+type fakeLogWriter struct{ t testing.TB }
 
 func (w fakeLogWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
 
@@ -412,4 +426,63 @@ func (fc *fakeCluster) settled() {
 		}
 	}
 	fc.fs.check()
+}
+
+// serveTagged answers a request from the jobs the fake keeps (a tagged
+// spawner's): SET stores, GET reads (a missing job says who served it),
+// QUERY lists a shard's jobs, STAT counts them.
+func (fw *fakeWorker) serveTagged(req ipc.Request) ipc.Reply {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if len(fw.reqs) < 100000 { // a benchmark's millions are not kept
+		fw.reqs = append(fw.reqs, req)
+	}
+	if fw.jobs == nil {
+		fw.jobs = map[string]int64{}
+	}
+	r := ipc.Reply{Seq: req.Seq, Kind: ipc.KindOK}
+	switch req.Op {
+	case ipc.OpSet:
+		fw.jobs[req.Key] = req.Execution
+	case ipc.OpGet:
+		e, ok := fw.jobs[req.Key]
+		if !ok {
+			return ipc.Reply{Seq: req.Seq, Kind: ipc.KindError, Err: fmt.Sprintf("served by %s#%d", fw.fs.tag, fw.n)}
+		}
+		r.Kind, r.Status, r.Execution = ipc.KindJob, store.Planned, e
+	case ipc.OpRemove:
+		delete(fw.jobs, req.Key)
+	case ipc.OpQuery:
+		r.Kind = ipc.KindJobs
+		for id, e := range fw.jobs {
+			if ShardOf(id, fw.fs.shards) == req.Shard && strings.HasPrefix(id, req.Key) {
+				r.Jobs = append(r.Jobs, ipc.JobLine{ID: id, Status: store.Planned, Execution: e})
+			}
+		}
+	case ipc.OpList:
+		r.Kind = ipc.KindPage
+		var ids []string
+		for id := range fw.jobs {
+			if ShardOf(id, fw.fs.shards) == req.Shard && strings.HasPrefix(id, req.Key) && id > req.After {
+				ids = append(ids, id)
+			}
+		}
+		slices.Sort(ids)
+		if len(ids) > int(req.Limit) {
+			ids, r.More = ids[:req.Limit], true
+		}
+		for _, id := range ids {
+			r.Jobs = append(r.Jobs, ipc.JobLine{ID: id, Status: store.Planned, Execution: fw.jobs[id]})
+		}
+	case ipc.OpStat:
+		r.Kind, r.Stat = ipc.KindStat, ipc.Stat{JobsTotal: int64(len(fw.jobs)), JobsPlanned: int64(len(fw.jobs))}
+	}
+	return r
+}
+
+// requests returns what a tagged fake has received.
+func (fw *fakeWorker) requests() []ipc.Request {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	return slices.Clone(fw.reqs)
 }

@@ -77,6 +77,7 @@ type Master struct {
 	// nil otherwise.
 	hosts *hostLeases
 	rules *ruleSet
+	peers *peerSet // links to and from other hosts' masters (peer.go)
 	tls   *tls.Config
 	// auth is the loaded auth file; nil when auth is off. Swapped on SIGHUP.
 	auth atomic.Pointer[tokenStore]
@@ -151,6 +152,8 @@ func New(cfg config.Config, opts Options, log hclog.Logger) (*Master, error) {
 		stopCh: make(chan struct{}), done: make(chan struct{}),
 		listings: make(chan struct{}, maxListings),
 	}
+	m.peers = newPeerSet(log.Named("peer"), m.router, ipc.PeerHello{Cluster: cfg.JetStream.ClusterName,
+		Host: cfg.JetStream.HostName, Proto: ipc.ProtoVersion, PeerProto: ipc.PeerProto, Version: Version})
 	m.conns.init()
 	m.clock.tick(m.started)
 	m.configTime = m.started
@@ -262,10 +265,20 @@ func (m *Master) Run(ctx context.Context) error {
 		m.stopControl()
 		return err
 	}
+	// The peer listener before the lease loop: routes it announces point
+	// at peers.
+	if err := m.startPeers(); err != nil {
+		m.closeListeners()
+		m.stopWorkers(0)
+		m.stopHosts(0)
+		m.stopControl()
+		return err
+	}
 	m.runHosts()
 	if err := m.startControl(); err != nil {
 		m.closeListeners()
 		m.stopHosts(0)
+		m.stopPeers(0)
 		m.stopWorkers(0)
 		m.stopControl()
 		return err
@@ -364,6 +377,7 @@ func (m *Master) shutdown(keepListener bool) {
 	m.conns.closeReads()
 	m.conns.wait(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
 	m.stopHosts(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
+	m.stopPeers(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
 	m.stopWorkers(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
 	m.conns.closeAll()
 	m.stopHTTP(keepListener)

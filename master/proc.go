@@ -42,6 +42,9 @@ type proc struct {
 	lastMetrics    *ipc.WorkerMetrics
 	metricsRetired bool
 	hung           bool // killed for missing heartbeats
+	// peer is set when this is not a worker but a link to another host's
+	// master (peer.go): the router sends it a remote shard's requests.
+	peer *Peer
 
 	hello    chan ipc.Hello
 	ready    chan ipc.Ready

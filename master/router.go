@@ -31,6 +31,10 @@ type pending struct {
 	// done guards deliver: a reply must reach the client once even if a
 	// crash races a retry.
 	done atomic.Bool
+	// forwarded: it came from another master over a peer link, so it is
+	// served here or answered "not owned", never forwarded again
+	// (router_remote.go).
+	forwarded bool
 }
 
 // finish delivers r unless a reply was delivered already.
@@ -54,6 +58,8 @@ type shardRoute struct {
 	// handoff is set while the shard moves between two live workers
 	// (a phased restart or a scale): its requests are held, not failed.
 	handoff bool
+	// rem says whether another host owns the shard (router_remote.go).
+	rem remoteRoute
 }
 
 // maxHeldOutcomes bounds the outcomes kept for an unowned shard.
@@ -115,6 +121,10 @@ func (r *Router) routeLocked(p *pending) {
 		return
 	}
 	sr := &r.shards[p.req.Shard]
+	if p.forwarded && sr.rem.kind != routeLocal {
+		go p.finish(notOwnedReply) // no second hop: the sender waits for its route to change
+		return
+	}
 	if sr.owner == nil || len(sr.held) > 0 {
 		r.holdLocked(sr, p)
 		return
@@ -177,31 +187,37 @@ func (r *Router) SetOwner(shards []int, w *proc) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, n := range shards {
-		sr := &r.shards[n]
-		sr.owner = w
-		if w == nil {
-			continue
+		r.setRouteLocked(n, remoteRoute{}, w) // this host's (again): router_remote.go
+	}
+}
+
+// setOwnerLocked gives shard n to w (a worker, or a peer link's proc) and
+// releases its held requests and outcomes to it.
+func (r *Router) setOwnerLocked(n int, w *proc) {
+	sr := &r.shards[n]
+	sr.owner = w
+	if w == nil {
+		return
+	}
+	for _, o := range sr.outcomes {
+		if err := w.link.PostJSON(ipc.TypeOutcome, o); err != nil {
+			w.log.Warn("forward outcome", "error", err)
 		}
-		for _, o := range sr.outcomes {
-			if err := w.link.PostJSON(ipc.TypeOutcome, o); err != nil {
-				w.log.Warn("forward outcome", "error", err)
-			}
+	}
+	sr.outcomes = nil
+	held := sr.held
+	sr.held = nil
+	if r.HoldObserver != nil && len(held) > 0 {
+		now := time.Now()
+		for _, p := range held {
+			r.HoldObserver(now.Sub(p.heldAt))
 		}
-		sr.outcomes = nil
-		held := sr.held
-		sr.held = nil
-		if r.HoldObserver != nil && len(held) > 0 {
-			now := time.Now()
-			for _, p := range held {
-				r.HoldObserver(now.Sub(p.heldAt))
-			}
-		}
-		for i, p := range held {
-			if !r.sendLocked(w, p) {
-				sr.owner = nil
-				sr.held = append(sr.held, held[i:]...)
-				break
-			}
+	}
+	for i, p := range held {
+		if !r.sendLocked(w, p) {
+			sr.owner = nil
+			sr.held = append(sr.held, held[i:]...)
+			break
 		}
 	}
 }
