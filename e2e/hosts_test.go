@@ -111,7 +111,8 @@ func idsOn(prefix string, shards []int, n int) []string {
 // (master and workers) moves its shards to the other two once its leases
 // expire, with every acknowledged SET readable there; a rule set through
 // one host reaches the others; a graceful stop hands its shards over at
-// once, without waiting for the lease TTL.
+// once, without waiting for the lease TTL; a phased restart of the last
+// host keeps serving every shard.
 func TestHosts_Leases(t *testing.T) {
 	nc := natstest.Start(t, 3)
 	var hosts []*testHost
@@ -189,6 +190,13 @@ func TestHosts_Leases(t *testing.T) {
 			t.Fatalf("acknowledged SET lost after the takeover: GET %s on %s: %q, want %q", id, h.name, got, want)
 		}
 	}
+	// And through one host for all of them: the others' are forwarded.
+	for i, id := range ids {
+		want := fmt.Sprintf("f%d OK planned %d", i, 4102444800000000000+int64(i))
+		if got := cl3.do(fmt.Sprintf("f%d GET %s", i, id)); got != want {
+			t.Fatalf("GET %s through h3: %q, want %q", id, got, want)
+		}
+	}
 	waitFor(t, 30*time.Second, "8/8", func() bool { return len(hosts[1].served()) == 8 && len(hosts[2].served()) == 8 })
 
 	// Graceful stop of h2: released, h3 takes every shard well within the TTL.
@@ -199,6 +207,17 @@ func TestHosts_Leases(t *testing.T) {
 	t.Logf("graceful stop: the other host serves all 16 shards %s after SIGTERM", took.Round(10*time.Millisecond))
 	if err := hosts[1].c.stop(); err != nil {
 		t.Fatalf("h2 exit: %v", err)
+	}
+	// A phased restart within the host moves its leased shards between its
+	// workers as on a single host.
+	hosts[2].cc.expect(http.MethodPost, "/phased-restart", "", http.StatusOK, nil)
+	waitFor(t, 60*time.Second, "the phased restart to finish", func() bool {
+		var st master.Stats
+		hosts[2].cc.expect(http.MethodGet, "/stats", "", http.StatusOK, &st)
+		return st.Phase == 1 && !st.PhasedRestart.InProgress && st.OldWorkers == 0 && len(hosts[2].served()) == 16
+	})
+	if got := cl3.do("p1 GET " + ids[0]); !strings.HasPrefix(got, "p1 OK planned") {
+		t.Fatalf("after the phased restart: GET %s: %q", ids[0], got)
 	}
 	// The stats tree and /varz carry the host view.
 	var st map[string]json.RawMessage
