@@ -13,6 +13,9 @@ import (
 // enough for every watcher to see it.
 const limitMarkerTTL = time.Second
 
+// bucketAttempt bounds one attempt at creating or updating a bucket.
+const bucketAttempt = time.Second
+
 // Buckets are the cluster's three key-value buckets.
 type Buckets struct {
 	Owners, Hosts, Rules KV
@@ -30,7 +33,12 @@ func OpenBuckets(ctx context.Context, js jetstream.JetStream, cluster string, re
 	var kvs [3]KV
 	for i, c := range cfgs {
 		for {
-			kv, err := js.CreateOrUpdateKeyValue(ctx, c)
+			// Each attempt is bounded: when hosts start together, the
+			// server may leave all but one of their concurrent creations
+			// of a new bucket unanswered; the retry finds it created.
+			actx, cancel := context.WithTimeout(ctx, bucketAttempt)
+			kv, err := js.CreateOrUpdateKeyValue(actx, c)
+			cancel()
 			if err == nil {
 				kvs[i] = &jsKV{kv: kv}
 				break

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -188,4 +189,36 @@ func TestNATSLeases(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// Hosts started together create the buckets together: nats-server may
+// leave all but one concurrent creation of a new stream unanswered, and
+// every host must still get its buckets (bounded attempts, retried).
+func TestNATSOpenBucketsTogether(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a NATS cluster")
+	}
+	nc := natstest.Start(t, 3)
+	errs := make(chan error, 3)
+	for i := 0; i < 3; i++ {
+		go func(i int) {
+			eng, err := jslog.Connect(jslog.Config{URLs: nc.URLs(), Cluster: "t", Replicas: 3, Host: fmt.Sprintf("h%d", i)}, hclog.NewNullLogger())
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer eng.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			start := time.Now()
+			_, err = OpenBuckets(ctx, eng.JetStream(), "together", 3, 3*time.Second)
+			t.Logf("host %d: buckets in %s", i, time.Since(start).Round(time.Millisecond))
+			errs <- err
+		}(i)
+	}
+	for i := 0; i < 3; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tockd/tock/config"
 	"github.com/tockd/tock/internal/natstest"
 	"github.com/tockd/tock/master"
 )
@@ -229,5 +230,30 @@ func TestHosts_Leases(t *testing.T) {
 	hosts[2].cc.expect(http.MethodGet, "/healthz", "", http.StatusOK, &hz)
 	if hz.Status != "ok" || hz.Cluster == nil || len(hz.Cluster.Owned) != 16 {
 		t.Fatalf("/healthz: %+v", hz)
+	}
+}
+
+// TestHosts_ContribConfigs: the README's three-host configs are valid and
+// give each host its own name, ports and data dir.
+func TestHosts_ContribConfigs(t *testing.T) {
+	seen := map[string]string{}
+	for _, n := range []string{"h1", "h2", "h3"} {
+		path := filepath.Join("..", "contrib", "scaleout", n+".toml")
+		cfg, err := config.Load(path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if cfg.Database.Persistence != config.PersistenceJetStream || cfg.JetStream.HostName != n {
+			t.Fatalf("%s: persistence %q, host_name %q", path, cfg.Database.Persistence, cfg.JetStream.HostName)
+		}
+		if cfg.HTTP.Listen == nil {
+			t.Fatalf("%s: no [http] listen", path)
+		}
+		for _, v := range []string{cfg.Controller.Listen, *cfg.HTTP.Listen, cfg.JetStream.Advertise, cfg.Database.DataDir} {
+			if other, dup := seen[v]; dup {
+				t.Fatalf("%s and %s both use %s", other, n, v)
+			}
+			seen[v] = n
+		}
 	}
 }
