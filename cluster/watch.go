@@ -86,13 +86,15 @@ func (m *Machine) Seen(now time.Time, b Bucket, e Entry) []Action {
 			// created it.
 			m.lose(sh, now, "lease taken by "+v.Host)
 		}
-	} else if sh.st == stFree && sh.op == opNone {
-		// A lease of this host's it does not know of: a Create that
-		// timed out but landed, or a previous run of this host (killed
-		// before it could release). Drop it, so the shard is free now
-		// rather than after the TTL.
-		m.set(sh, stDeleting, now)
-		m.kv(ActDelete, sh, opDelete, now, nil, e.Revision)
+	} else if sh.st == stFree && sh.op == opNone && !m.stopping {
+		// A lease of this host's it does not know of: a Create that timed
+		// out but landed, or this host's previous run (a hot restart, or a
+		// crash before it could release). Take it over at its revision,
+		// so the shard stays here rather than moving, or waiting for the
+		// TTL. (A host name is one host: see docs/scale-out.md.)
+		sh.sentEpoch = sh.hint()
+		m.set(sh, stAcquiring, now)
+		m.kv(ActUpdate, sh, opCreate, now, m.value(sh.sentEpoch), e.Revision)
 	}
 	m.routes()
 	return m.flush()

@@ -80,6 +80,27 @@ func (h *testHost) served() []int {
 	return out
 }
 
+// tryServed is served, or false while h's control socket does not answer
+// (a hot restart).
+func (h *testHost) tryServed() ([]int, bool) {
+	resp, err := h.cc.hc.Get(h.cc.base + "/hosts")
+	if err != nil {
+		return nil, false
+	}
+	defer resp.Body.Close()
+	var hr master.HostsReply
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&hr) != nil || hr.Cluster == nil {
+		return nil, false
+	}
+	var out []int
+	for _, o := range hr.Cluster.Owned {
+		if o.State == "serving" && o.Served {
+			out = append(out, o.Shard)
+		}
+	}
+	return out, true
+}
+
 // servedBy maps each shard served by one of hosts to its host; ok is false
 // if two serve one shard.
 func servedBy(hosts []*testHost) (map[int]*testHost, bool) {
@@ -112,7 +133,8 @@ func idsOn(prefix string, shards []int, n int) []string {
 // (master and workers) moves its shards to the other two once its leases
 // expire, with every acknowledged SET readable there; a rule set through
 // one host reaches the others; a graceful stop hands its shards over at
-// once, without waiting for the lease TTL; a phased restart of the last
+// once, without waiting for the lease TTL; a hot restart keeps a host's
+// shards on it; a phased restart of the last
 // host keeps serving every shard.
 func TestHosts_Leases(t *testing.T) {
 	nc := natstest.Start(t, 3)
@@ -140,6 +162,22 @@ func TestHosts_Leases(t *testing.T) {
 		v := h.view()
 		if len(v.Hosts) != 3 || v.Target != 6 || !v.Synced {
 			t.Fatalf("%s's view: %+v", h.name, v)
+		}
+	}
+
+	// A hot restart of h3 (the master re-executes itself): its new image
+	// takes its leases over, so no shard moves to another host.
+	mine := hosts[2].served()
+	hosts[2].cc.expect(http.MethodPost, "/restart", "", http.StatusOK, nil)
+	waitFor(t, 30*time.Second, "h3 back with its shards", func() bool {
+		got, ok := hosts[2].tryServed()
+		return ok && slices.Equal(got, mine)
+	})
+	for _, h := range hosts[:2] {
+		for _, n := range h.served() {
+			if slices.Contains(mine, n) {
+				t.Fatalf("shard %d moved to %s during h3's hot restart", n, h.name)
+			}
 		}
 	}
 
