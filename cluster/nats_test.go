@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -132,6 +133,27 @@ func TestNATSLeases(t *testing.T) {
 		return rec.served() == 16 && rec.count("h1") <= 6 && rec.count("h2") <= 6 && rec.count("h3") <= 6
 	})
 
+	// An observer of the owners bucket: when each expiry marker arrives.
+	expiredAt := map[int]time.Time{}
+	var expMu sync.Mutex
+	octx, ocancel := context.WithCancel(context.Background())
+	defer ocancel()
+	och, err := b.Owners.Watch(octx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for e := range och {
+			if e != nil && e.Op == OpExpire {
+				if n, ok := ParseShardKey(e.Key, 16); ok {
+					expMu.Lock()
+					expiredAt[n] = time.Now()
+					expMu.Unlock()
+				}
+			}
+		}
+	}()
+
 	// Crash h2: its loop stops, nothing is released.
 	crashed := time.Now()
 	hosts["h2"].cancel()
@@ -156,6 +178,20 @@ func TestNATSLeases(t *testing.T) {
 	}
 	rec.mu.Unlock()
 	t.Logf("crash of a host with %d shards: all served again %s after it stopped renewing (TTL %s)", len(lost), last.Sub(crashed).Round(time.Millisecond), ttl)
+	var gaps []time.Duration
+	rec.mu.Lock()
+	expMu.Lock()
+	for _, n := range lost {
+		if at, ok := expiredAt[n]; ok {
+			gaps = append(gaps, rec.opened[n].Sub(at))
+		}
+	}
+	expMu.Unlock()
+	rec.mu.Unlock()
+	slices.Sort(gaps)
+	if len(gaps) > 0 {
+		t.Logf("expiry marker seen → shard opened elsewhere: p50 %s, max %s over %d shards", gaps[len(gaps)/2], gaps[len(gaps)-1], len(gaps))
+	}
 	waitFor(t, 10*time.Second, "8/8", func() bool { return rec.count("h1") == 8 && rec.count("h3") == 8 })
 
 	// Graceful stop of h3: released, h1 takes every shard long before the TTL.
