@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -12,9 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/tockd/tock/config"
 	"github.com/tockd/tock/internal/natstest"
 	"github.com/tockd/tock/master"
+	"github.com/tockd/tock/store"
+	"github.com/tockd/tock/store/jslog"
 )
 
 // hostConfig is host name of a JetStream cluster of 16 shards on nc.
@@ -294,4 +298,61 @@ func TestHosts_ContribConfigs(t *testing.T) {
 			seen[v] = n
 		}
 	}
+}
+
+// TestHosts_FencedShardIsGivenUp: another writer fences a shard that a
+// host serves (as a host that took it over would). The host's next write
+// to it is refused by the stream and not acknowledged, the host gives the
+// shard up at once (worker → Status.Fenced → lease released), and serves
+// it again only after opening it above the other writer's epoch; every
+// SET acknowledged before the fence is still there.
+func TestHosts_FencedShardIsGivenUp(t *testing.T) {
+	nc := natstest.Start(t, 3)
+	dir := t.TempDir()
+	h := &testHost{name: "h1", dir: dir}
+	h.c = startCluster(t, dir, hostConfig(t, dir, nc, "fence", "h1"))
+	h.cc = unixControl(t, dir)
+	waitFor(t, 60*time.Second, "16 shards served", func() bool { return len(h.served()) == 16 })
+	const shard = 5
+	ids := idsOn("f", []int{shard}, 3)
+	cl := dial(t, h.c.addr)
+	cl.expect("s0 SET "+ids[0]+" 4102444800000000000", "s0 OK")
+
+	// The rogue writer: fences shard 5 at a high epoch.
+	eng, err := jslog.Connect(jslog.Config{URLs: nc.URLs(), Cluster: "fence", Replicas: 3, Host: "rogue"}, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sl, opened, err := eng.OpenShard(ctx, shard, 1000, store.NewJobs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The host's next write to the shard is refused, not acknowledged.
+	fenced := time.Now()
+	if got := cl.do("s1 SET " + ids[1] + " 4102444800000000001"); got == "s1 OK" {
+		t.Fatalf("a SET after another writer's fence was acknowledged")
+	} else {
+		t.Logf("SET after the fence: %q after %s", got, time.Since(fenced).Round(time.Millisecond))
+	}
+	// It gives the shard up and takes it back above the rogue's epoch.
+	waitFor(t, 30*time.Second, "the shard served again above the rogue's epoch", func() bool {
+		for _, o := range h.view().Owned {
+			if o.Shard == shard && o.State == "serving" && o.Served && o.Epoch > opened.Epoch {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("served again %s after the fence", time.Since(fenced).Round(time.Millisecond))
+	if !strings.Contains(h.c.logs.String(), "shard fenced by another host") {
+		t.Fatalf("no log line for the fenced shard")
+	}
+	cl.expect("g0 GET "+ids[0], "g0 OK planned 4102444800000000000")
+	cl.expect("s2 SET "+ids[2]+" 4102444800000000002", "s2 OK")
 }
