@@ -253,3 +253,26 @@ func TestSimRestartKeepsShards(t *testing.T) {
 		}
 	}
 }
+
+// Stalled watches (NATS re-creates a watch's consumer through its meta
+// leader, which may be electing for seconds): a host that dies is still
+// replaced within about the TTL, because the others read leases whose
+// renewals they stopped seeing.
+func TestSimStalledWatchPolls(t *testing.T) {
+	s := newSim(t, 16, "h1", "h2", "h3")
+	s.runUntil(10*time.Second, "balanced", s.balanced)
+	s.host("h1").stalled = true
+	s.host("h3").stalled = true
+	s.kill("h2")
+	took := s.runUntil(10*time.Second, "h2's shards served", func() bool { return s.served() == 16 })
+	if took > s.ttl+2*time.Second {
+		t.Fatalf("took %s with stalled watches, want about the TTL", took)
+	}
+	s.host("h1").stalled = false
+	s.host("h3").stalled = false
+	s.run(5 * time.Second)
+	if s.served() != 16 {
+		t.Fatalf("after the watches caught up: %s", s.describe())
+	}
+	t.Logf("served again %s after the kill with stalled watches", took)
+}

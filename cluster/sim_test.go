@@ -136,6 +136,8 @@ type host struct {
 	serving map[int]bool    // shards the fake master has open
 	routes  map[int]Route
 	opens   int
+	// stalled: its watches deliver nothing (they catch up once unstalled).
+	stalled bool
 }
 
 type sim struct {
@@ -289,6 +291,9 @@ func (s *sim) step(d time.Duration) {
 		}
 		// Watches deliver.
 		for _, kv := range []*fakeKV{s.owners, s.members} {
+			if h.stalled {
+				break
+			}
 			b := Owners
 			if kv == s.members {
 				b = Hosts

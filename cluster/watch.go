@@ -62,6 +62,10 @@ func (m *Machine) Seen(now time.Time, b Bucket, e Entry) []Action {
 		m.leasesResync[e.Key] = true
 	}
 	sh := &m.shards[n]
+	if e.Revision <= sh.seenRev {
+		return m.flush() // seen already (a restarted watch, a poll), or older
+	}
+	sh.seenRev = e.Revision
 	if e.Op != OpPut {
 		m.leaseGone(sh, now, e.Op)
 		m.routes()
@@ -73,10 +77,7 @@ func (m *Machine) Seen(now time.Time, b Bucket, e Entry) []Action {
 		// nobody known; it is not free either (its key exists).
 		v = LeaseValue{Host: "?"}
 	}
-	if e.Revision < sh.seenRev {
-		return m.flush() // older than what was seen (a restarted watch)
-	}
-	sh.seen, sh.seenRev = &v, e.Revision
+	sh.seen, sh.seenAt = &v, now
 	sh.prevHost = v.Host
 	sh.maxEpoch = max(sh.maxEpoch, v.Epoch)
 	if v.Host != m.cfg.Host {
@@ -128,6 +129,7 @@ func (m *Machine) memberSeen(now time.Time, e Entry) {
 			m.gone[e.Key] = now
 		}
 		delete(m.members, e.Key)
+		delete(m.memberAt, e.Key)
 		return
 	}
 	delete(m.gone, e.Key)
@@ -136,6 +138,7 @@ func (m *Machine) memberSeen(now time.Time, e Entry) {
 		return
 	}
 	m.members[e.Key] = mem
+	m.memberAt[e.Key] = now
 }
 
 // routes emits an ActRoute for every shard whose watched owner changed.
