@@ -338,12 +338,14 @@ func (m *Machine) Tick(now time.Time) []Action {
 			}
 		}
 		m.maybeDelete(sh, now)
-		// Another host renews its lease every TTL/3, and each renewal
-		// comes through the watch. None for longer than the TTL: the
-		// lease has expired, or the watch is stalled (it is re-created
-		// through NATS's meta leader, which may be electing for seconds)
-		// and would show the expiry late. Look.
-		if sh.st == stFree && sh.op == opNone && sh.seen != nil && sh.seen.Host != m.cfg.Host &&
+		// A lease is renewed every TTL/3, and each renewal comes through
+		// the watch. None for longer than the TTL: the lease has expired,
+		// or the watch is stalled (it is re-created through NATS's meta
+		// leader, which may be electing for seconds) and would show the
+		// expiry late. Look. (This host's own lease it no longer holds
+		// too: it lost it in an outage and must see it free to take it
+		// back.)
+		if sh.st == stFree && sh.op == opNone && sh.seen != nil &&
 			now.Sub(sh.seenAt) > ttl+pollEvery && now.Sub(sh.lastTry) >= pollEvery {
 			m.kv(ActGet, sh, opPoll, now, nil, 0)
 		}
@@ -424,6 +426,11 @@ func (m *Machine) Result(now time.Time, r Result) []Action {
 			sh.opSent = sent
 		default:
 			m.set(sh, stFree, now)
+			// An adoption (an update at the revision seen) that lost: the
+			// view is stale; read the key before trying again.
+			if sh.seen != nil && sh.seen.Host == m.cfg.Host {
+				sh.seenAt = time.Time{}
+			}
 		}
 	case opGetAfterCreate:
 		v, err := DecodeLease(r.Entry.Value)
@@ -473,6 +480,7 @@ func (m *Machine) Result(now time.Time, r Result) []Action {
 			return m.Seen(now, Owners, r.Entry)
 		case r.Err == nil:
 			sh.seenAt = now // the same write: the watch's view holds
+			m.adopt(sh, now)
 		case errors.Is(r.Err, ErrNotFound) && sh.seen != nil:
 			m.leaseGone(sh, now, OpExpire)
 			m.routes()

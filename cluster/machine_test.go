@@ -276,3 +276,23 @@ func TestSimStalledWatchPolls(t *testing.T) {
 	}
 	t.Logf("served again %s after the kill with stalled watches", took)
 }
+
+// A bucket outage whose expiry markers no watch shows (the watches were
+// re-created after the markers were gone): every shard is served again
+// anyway, each host reading the leases it stopped seeing renewed.
+func TestSimOutageMarkersMissed(t *testing.T) {
+	s := newSim(t, 16, "h1", "h2", "h3")
+	s.runUntil(10*time.Second, "balanced", s.balanced)
+	for _, h := range s.hosts {
+		h.dropping = true
+	}
+	s.down = true
+	s.run(5 * time.Second)
+	s.down = false
+	s.run(1500 * time.Millisecond)
+	for _, h := range s.hosts {
+		h.dropping = false
+	}
+	took := s.runUntil(15*time.Second, "served again", func() bool { return s.served() == 16 })
+	t.Logf("served again %s after the watches came back", took)
+}

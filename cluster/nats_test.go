@@ -126,6 +126,8 @@ func TestNATSLeases(t *testing.T) {
 	defer func() {
 		for _, h := range hosts {
 			h.cancel()
+		}
+		for _, h := range hosts {
 			<-h.done
 		}
 	}()
@@ -257,4 +259,107 @@ func TestNATSOpenBucketsTogether(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// The NATS server leading the lease bucket dies together with a tock
+// host: renewals stall through NATS's election (4–9 s), every host may
+// pass its local deadline, and then every shard is served again, never by
+// two hosts at once (fakeMaster checks every Open).
+func TestNATSLeaseLeaderLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a NATS cluster")
+	}
+	nc := natstest.Start(t, 3)
+	eng, err := jslog.Connect(jslog.Config{URLs: nc.URLs(), Cluster: "t", Replicas: 3, Host: "test"}, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const ttl = 3 * time.Second
+	if _, err := OpenBuckets(ctx, eng.JetStream(), "t", 3, ttl); err != nil {
+		t.Fatal(err)
+	}
+	rec := &record{t: t, serving: map[int]string{}, opened: map[int]time.Time{}, epochs: map[int]uint64{}}
+	type run struct {
+		g      *Manager
+		cancel context.CancelFunc
+		done   chan struct{}
+		eng    *jslog.Engine
+	}
+	runs := map[string]*run{}
+	for _, name := range []string{"h1", "h2", "h3"} {
+		// Each host its own connection, as each master has.
+		e, err := jslog.Connect(jslog.Config{URLs: nc.URLs(), Cluster: "t", Replicas: 3, Host: name}, hclog.NewNullLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		hb, err := OpenBuckets(ctx, e.JetStream(), "t", 3, ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fm := &fakeMaster{name: name, rec: rec}
+		g := NewManager(Config{Host: name, Addr: name + ":1", Shards: 16, TTL: ttl}, hb.Owners, hb.Hosts, fm,
+			hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Info}))
+		fm.g = g
+		hctx, hcancel := context.WithCancel(context.Background())
+		r := &run{g: g, cancel: hcancel, done: make(chan struct{}), eng: e}
+		go func() { defer close(r.done); g.Run(hctx) }()
+		runs[name] = r
+	}
+	defer func() {
+		// All at once: a host stopped while another runs is a crash the
+		// other would take over from.
+		for _, r := range runs {
+			r.cancel()
+		}
+		for _, r := range runs {
+			<-r.done
+			r.eng.Close()
+		}
+	}()
+	waitFor(t, 30*time.Second, "16 shards spread", func() bool {
+		return rec.served() == 16 && rec.count("h1") <= 6 && rec.count("h2") <= 6 && rec.count("h3") <= 6
+	})
+	info, err := eng.JetStream().Stream(ctx, "KV_"+OwnersBucket("t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := info.CachedInfo().Cluster.Leader
+	victim := -1
+	for i, n := range nc.Nodes {
+		if n.Name == leader {
+			victim = i
+		}
+	}
+	if victim < 0 {
+		t.Fatalf("lease bucket leader %q is not a node", leader)
+	}
+	killed := time.Now()
+	nc.Kill(victim)
+	runs["h2"].cancel()
+	<-runs["h2"].done
+	runs["h2"].eng.Close()
+	delete(runs, "h2")
+	rec.mu.Lock()
+	for n, w := range rec.serving {
+		if w == "h2" {
+			delete(rec.serving, n)
+		}
+	}
+	rec.mu.Unlock()
+	deadline := time.Now().Add(60 * time.Second)
+	for !(rec.served() == 16 && rec.count("h1")+rec.count("h3") == 16) {
+		if time.Now().After(deadline) {
+			for name, r := range runs {
+				v := r.g.View()
+				t.Logf("%s: target %d synced %v members %d shards %+v", name, v.Target, v.Synced, len(v.Members), v.Shards)
+				t.Logf("%s routes %+v", name, v.Routes)
+			}
+			t.Fatalf("every shard served by h1 and h3: not within 60s (served %d)", rec.served())
+		}
+		time.Sleep(20 * time.Millisecond) // polling, bounded by the deadline
+	}
+	t.Logf("lease bucket leader (%s) and a tock host killed together: every shard served again %s later", leader, time.Since(killed).Round(10*time.Millisecond))
 }

@@ -138,6 +138,9 @@ type host struct {
 	opens   int
 	// stalled: its watches deliver nothing (they catch up once unstalled).
 	stalled bool
+	// dropping: its watches lose what is written meanwhile (a watch
+	// re-created after markers were gone).
+	dropping bool
 }
 
 type sim struct {
@@ -301,6 +304,9 @@ func (s *sim) step(d time.Duration) {
 			for h.watched[kv] < len(kv.log) {
 				e := kv.log[h.watched[kv]]
 				h.watched[kv]++
+				if h.dropping {
+					continue
+				}
 				s.do(h, h.m.Seen(s.now, b, e))
 			}
 		}

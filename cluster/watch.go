@@ -87,18 +87,25 @@ func (m *Machine) Seen(now time.Time, b Bucket, e Entry) []Action {
 			// created it.
 			m.lose(sh, now, "lease taken by "+v.Host)
 		}
-	} else if sh.st == stFree && sh.op == opNone && !m.stopping {
-		// A lease of this host's it does not know of: a Create that timed
-		// out but landed, or this host's previous run (a hot restart, or a
-		// crash before it could release). Take it over at its revision,
-		// so the shard stays here rather than moving, or waiting for the
-		// TTL. (A host name is one host: see docs/scale-out.md.)
-		sh.sentEpoch = sh.hint()
-		m.set(sh, stAcquiring, now)
-		m.kv(ActUpdate, sh, opCreate, now, m.value(sh.sentEpoch), e.Revision)
+	} else {
+		m.adopt(sh, now)
 	}
 	m.routes()
 	return m.flush()
+}
+
+// adopt takes over a lease of this host's it does not know of: a Create
+// that timed out but landed, or this host's previous run (a hot restart,
+// or a crash before it could release). At its revision, so the shard
+// stays here rather than moving, or waiting for the TTL. (A host name is
+// one host: see docs/scale-out.md.)
+func (m *Machine) adopt(sh *shard, now time.Time) {
+	if sh.st != stFree || sh.op != opNone || m.stopping || sh.seen == nil || sh.seen.Host != m.cfg.Host {
+		return
+	}
+	sh.sentEpoch = sh.hint()
+	m.set(sh, stAcquiring, now)
+	m.kv(ActUpdate, sh, opCreate, now, m.value(sh.sentEpoch), sh.seenRev)
 }
 
 // leaseGone: shard's key was deleted or expired.
