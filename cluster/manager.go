@@ -37,6 +37,13 @@ type Manager struct {
 	log           hclog.Logger
 	// opTimeout bounds every bucket request.
 	opTimeout time.Duration
+	// watchIdle: a watch that delivers nothing for this long is restarted.
+	// Every host puts its member entry and renews its leases every TTL/3,
+	// so a silent watch is a broken one: nats.go's ordered consumer gives
+	// up re-creating itself on some errors after a quorum loss (seen in
+	// the e2e 2-of-3 nats-server restart) and then delivers nothing,
+	// without closing its channel.
+	watchIdle time.Duration
 
 	ev chan func(time.Time) []Action
 
@@ -53,6 +60,7 @@ func NewManager(cfg Config, owners, hosts KV, h Handler, log hclog.Logger) *Mana
 	return &Manager{
 		owners: owners, hosts: hosts, h: h, log: log,
 		opTimeout: cfg.TTL / 4,
+		watchIdle: 2 * cfg.TTL,
 		ev:        make(chan func(time.Time) []Action, 1024),
 		m:         NewMachine(cfg, time.Now()),
 		stopped:   make(chan struct{}),
@@ -154,8 +162,10 @@ func (g *Manager) request(ctx context.Context, a Action) {
 func (g *Manager) watch(ctx context.Context, b Bucket, kv KV) {
 	name := [...]string{"owners", "hosts"}[b]
 	for ctx.Err() == nil {
-		ch, err := kv.Watch(ctx)
+		wctx, cancel := context.WithCancel(ctx)
+		ch, err := kv.Watch(wctx)
 		if err != nil {
+			cancel()
 			g.log.Warn("cannot watch bucket; retrying", "bucket", name, "error", err)
 			select {
 			case <-ctx.Done():
@@ -164,16 +174,38 @@ func (g *Manager) watch(ctx context.Context, b Bucket, kv KV) {
 			continue
 		}
 		g.post(func(now time.Time) []Action { return g.m.WatchRestarted(now, b) })
-		for e := range ch {
+		silent := g.follow(ctx, b, ch)
+		cancel() // ends a silent watch's goroutine and subscription
+		if silent {
+			g.log.Warn("bucket watch silent; restarting it", "bucket", name, "silent_for", g.watchIdle)
+		} else if ctx.Err() == nil {
+			g.log.Warn("bucket watch ended; restarting it", "bucket", name)
+		}
+	}
+}
+
+// follow feeds one watch's entries to the machine until the watch ends
+// (false) or stays silent for watchIdle (true; its context is cancelled).
+func (g *Manager) follow(ctx context.Context, b Bucket, ch <-chan *Entry) (silent bool) {
+	idle := time.NewTimer(g.watchIdle)
+	defer idle.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-idle.C:
+			return true
+		case e, ok := <-ch:
+			if !ok {
+				return false
+			}
+			idle.Reset(g.watchIdle)
 			if e == nil {
 				g.post(func(now time.Time) []Action { return g.m.WatchSynced(now, b) })
 				continue
 			}
 			ent := *e
 			g.post(func(now time.Time) []Action { return g.m.Seen(now, b, ent) })
-		}
-		if ctx.Err() == nil {
-			g.log.Warn("bucket watch ended; restarting it", "bucket", name)
 		}
 	}
 }
