@@ -45,7 +45,14 @@ func writeHosts(out io.Writer, cs *master.ClusterStats, now time.Time) {
 		if !h.Started.IsZero() {
 			up = ", up " + now.Sub(h.Started).Round(time.Second).String()
 		}
-		fmt.Fprintf(out, "%s %-12s %-21s %2d shards [%s]%s\n", me, h.Host, h.Addr, len(h.Shards), shardList(h.Shards), up)
+		link := ""
+		if h.Link != "" {
+			link = ", link " + h.Link
+			if h.LinkError != "" {
+				link += " (" + h.LinkError + ")"
+			}
+		}
+		fmt.Fprintf(out, "%s %-12s %-21s %2d shards [%s]%s%s\n", me, h.Host, h.Addr, len(h.Shards), shardList(h.Shards), up, link)
 	}
 	if len(cs.Unowned) > 0 {
 		fmt.Fprintf(out, "  unowned: [%s]\n", shardList(cs.Unowned))
