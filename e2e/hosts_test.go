@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -49,7 +50,7 @@ worker_check_interval = "200ms"
 worker_boot_timeout = "30s"
 worker_shutdown_timeout = "10s"
 [http]
-listen = ""
+listen = "127.0.0.1:0"
 [jetstream]
 urls = [%s]
 cluster_name = %q
@@ -261,6 +262,36 @@ func TestHosts_Leases(t *testing.T) {
 	})
 	if got := cl3.do("p1 GET " + ids[0]); !strings.HasPrefix(got, "p1 OK planned") {
 		t.Fatalf("after the phased restart: GET %s: %q", ids[0], got)
+	}
+	// Scaling within the host: a worker more, every shard still served.
+	hosts[2].cc.expect(http.MethodPost, "/workers", `{"delta":1}`, http.StatusOK, nil)
+	waitFor(t, 60*time.Second, "3 workers serving every shard", func() bool {
+		var st master.Stats
+		hosts[2].cc.expect(http.MethodGet, "/stats", "", http.StatusOK, &st)
+		return st.BootedWorkers == 3 && !st.PhasedRestart.InProgress && len(hosts[2].served()) == 16
+	})
+	// /varz keeps nats-server's shape and adds the host view as "hosts".
+	m := regexp.MustCompile(`tock is ready: .*http=(\S+)`).FindStringSubmatch(hosts[2].c.logs.String())
+	if m == nil {
+		t.Fatal("no HTTP address in h3's ready line")
+	}
+	resp, err := http.Get("http://" + m[1] + "/varz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var varz map[string]json.RawMessage
+	err = json.NewDecoder(resp.Body).Decode(&varz)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"server_id", "connections", "in_msgs", "hosts"} {
+		if _, ok := varz[k]; !ok {
+			t.Fatalf("/varz has no %q", k)
+		}
+	}
+	if _, ok := varz["cluster"]; ok {
+		t.Fatalf("/varz has a \"cluster\" key: that is nats-server's routes object")
 	}
 	// The stats tree and /varz carry the host view.
 	var st map[string]json.RawMessage
