@@ -21,9 +21,11 @@ func (m *Machine) Target() int {
 // liveHosts counts the members seen, this host included, and those whose
 // entry expired in a bucket outage not long ago (see memberSeen).
 func (m *Machine) liveHosts() int {
-	n := len(m.members)
-	if _, ok := m.members[m.cfg.Host]; !ok {
-		n++
+	n := 1 // this host
+	for host := range m.members {
+		if host != m.cfg.Host && m.memberFresh(host) {
+			n++
+		}
 	}
 	for host, at := range m.gone {
 		if m.now.Sub(at) < m.cfg.TTL {
@@ -131,9 +133,18 @@ func (m *Machine) candidates(now time.Time) []int {
 }
 
 func (m *Machine) isMember(host string) bool {
-	_, ok := m.members[host]
 	_, recent := m.gone[host]
-	return ok || recent
+	return m.memberFresh(host) || recent
+}
+
+// memberFresh: host's entry is in the bucket and its last renewal (every
+// TTL/3) came through the watch within the TTL; an older one is a dead
+// host's whose expiry a stalled watch has not shown yet.
+func (m *Machine) memberFresh(host string) bool {
+	if _, ok := m.members[host]; !ok {
+		return false
+	}
+	return m.now.Sub(m.memberAt[host]) <= m.cfg.TTL+pollEvery
 }
 
 func (m *Machine) anyFree() bool {
@@ -154,7 +165,7 @@ func (m *Machine) someoneBelow(target int) bool {
 		}
 	}
 	for host := range m.members {
-		if host != m.cfg.Host && counts[host] < target {
+		if host != m.cfg.Host && m.memberFresh(host) && counts[host] < target {
 			return true
 		}
 	}

@@ -13,8 +13,8 @@ import (
 // enough for every watcher to see it.
 const limitMarkerTTL = time.Second
 
-// bucketAttempt bounds one attempt to create or update a bucket.
-const bucketAttempt = 2 * time.Second
+// bucketAttempt bounds one attempt at creating or updating a bucket.
+const bucketAttempt = time.Second
 
 // Buckets are the cluster's three key-value buckets.
 type Buckets struct {
@@ -33,9 +33,9 @@ func OpenBuckets(ctx context.Context, js jetstream.JetStream, cluster string, re
 	var kvs [3]KV
 	for i, c := range cfgs {
 		for {
-			// Each attempt has its own deadline: when several hosts create
-			// a bucket at once, nats-server may never answer the losers'
-			// requests, and one call waiting out ctx would end the retries.
+			// Each attempt is bounded: when hosts start together, the
+			// server may leave all but one of their concurrent creations
+			// of a new bucket unanswered; the retry finds it created.
 			actx, cancel := context.WithTimeout(ctx, bucketAttempt)
 			kv, err := js.CreateOrUpdateKeyValue(actx, c)
 			cancel()

@@ -151,7 +151,13 @@ const (
 	opDelete
 	opGetAfterCreate
 	opGetAfterUpdate
+	// opPoll reads another host's lease whose renewals the watch has not
+	// shown for longer than the TTL (a stalled watch).
+	opPoll
 )
+
+// pollEvery bounds how often a lease that looks stale is read.
+const pollEvery = 500 * time.Millisecond
 
 type shard struct {
 	n  int
@@ -178,6 +184,7 @@ type shard struct {
 	// The watched view of the lease.
 	seen      *LeaseValue
 	seenRev   uint64
+	seenAt    time.Time // when the watch (or a poll) last showed a write
 	freeSince time.Time
 	expired   bool   // it became free by expiry, not a planned delete
 	prevHost  string // the last owner seen
@@ -195,6 +202,7 @@ type Machine struct {
 	nextID uint64
 
 	members       map[string]Member
+	memberAt      map[string]time.Time // when each member entry was last seen
 	gone          map[string]time.Time // members expired in an outage (liveHosts)
 	now           time.Time            // the time of the input being handled
 	memberOp      uint64
@@ -214,7 +222,7 @@ type Machine struct {
 // NewMachine makes the machine of a host that owns nothing yet.
 func NewMachine(cfg Config, now time.Time) *Machine {
 	cfg.defaults()
-	m := &Machine{cfg: cfg, start: now, shards: make([]shard, cfg.Shards), members: map[string]Member{}, gone: map[string]time.Time{}, now: now}
+	m := &Machine{cfg: cfg, start: now, shards: make([]shard, cfg.Shards), members: map[string]Member{}, memberAt: map[string]time.Time{}, gone: map[string]time.Time{}, now: now}
 	for i := range m.shards {
 		m.shards[i] = shard{n: i, since: now, freeSince: now}
 		m.shards[i].routed = Route{Shard: i}
@@ -330,6 +338,17 @@ func (m *Machine) Tick(now time.Time) []Action {
 			}
 		}
 		m.maybeDelete(sh, now)
+		// A lease is renewed every TTL/3, and each renewal comes through
+		// the watch. None for longer than the TTL: the lease has expired,
+		// or the watch is stalled (it is re-created through NATS's meta
+		// leader, which may be electing for seconds) and would show the
+		// expiry late. Look. (This host's own lease it no longer holds
+		// too: it lost it in an outage and must see it free to take it
+		// back.)
+		if sh.st == stFree && sh.op == opNone && sh.seen != nil &&
+			now.Sub(sh.seenAt) > ttl+pollEvery && now.Sub(sh.lastTry) >= pollEvery {
+			m.kv(ActGet, sh, opPoll, now, nil, 0)
+		}
 	}
 	m.tickMember(now)
 	m.balance(now)
@@ -407,6 +426,11 @@ func (m *Machine) Result(now time.Time, r Result) []Action {
 			sh.opSent = sent
 		default:
 			m.set(sh, stFree, now)
+			// An adoption (an update at the revision seen) that lost: the
+			// view is stale; read the key before trying again.
+			if sh.seen != nil && sh.seen.Host == m.cfg.Host {
+				sh.seenAt = time.Time{}
+			}
 		}
 	case opGetAfterCreate:
 		v, err := DecodeLease(r.Entry.Value)
@@ -450,6 +474,17 @@ func (m *Machine) Result(now time.Time, r Result) []Action {
 	case opDelete:
 		sh.rev = 0
 		m.set(sh, stFree, now)
+	case opPoll:
+		switch {
+		case r.Err == nil && r.Entry.Revision > sh.seenRev:
+			return m.Seen(now, Owners, r.Entry)
+		case r.Err == nil:
+			sh.seenAt = now // the same write: the watch's view holds
+			m.adopt(sh, now)
+		case errors.Is(r.Err, ErrNotFound) && sh.seen != nil:
+			m.leaseGone(sh, now, OpExpire)
+			m.routes()
+		}
 	}
 	m.maybeDelete(sh, now)
 	return m.flush()

@@ -136,6 +136,11 @@ type host struct {
 	serving map[int]bool    // shards the fake master has open
 	routes  map[int]Route
 	opens   int
+	// stalled: its watches deliver nothing (they catch up once unstalled).
+	stalled bool
+	// dropping: its watches lose what is written meanwhile (a watch
+	// re-created after markers were gone).
+	dropping bool
 }
 
 type sim struct {
@@ -289,6 +294,9 @@ func (s *sim) step(d time.Duration) {
 		}
 		// Watches deliver.
 		for _, kv := range []*fakeKV{s.owners, s.members} {
+			if h.stalled {
+				break
+			}
 			b := Owners
 			if kv == s.members {
 				b = Hosts
@@ -296,6 +304,9 @@ func (s *sim) step(d time.Duration) {
 			for h.watched[kv] < len(kv.log) {
 				e := kv.log[h.watched[kv]]
 				h.watched[kv]++
+				if h.dropping {
+					continue
+				}
 				s.do(h, h.m.Seen(s.now, b, e))
 			}
 		}

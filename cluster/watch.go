@@ -62,6 +62,10 @@ func (m *Machine) Seen(now time.Time, b Bucket, e Entry) []Action {
 		m.leasesResync[e.Key] = true
 	}
 	sh := &m.shards[n]
+	if e.Revision <= sh.seenRev {
+		return m.flush() // seen already (a restarted watch, a poll), or older
+	}
+	sh.seenRev = e.Revision
 	if e.Op != OpPut {
 		m.leaseGone(sh, now, e.Op)
 		m.routes()
@@ -73,10 +77,7 @@ func (m *Machine) Seen(now time.Time, b Bucket, e Entry) []Action {
 		// nobody known; it is not free either (its key exists).
 		v = LeaseValue{Host: "?"}
 	}
-	if e.Revision < sh.seenRev {
-		return m.flush() // older than what was seen (a restarted watch)
-	}
-	sh.seen, sh.seenRev = &v, e.Revision
+	sh.seen, sh.seenAt = &v, now
 	sh.prevHost = v.Host
 	sh.maxEpoch = max(sh.maxEpoch, v.Epoch)
 	if v.Host != m.cfg.Host {
@@ -86,16 +87,25 @@ func (m *Machine) Seen(now time.Time, b Bucket, e Entry) []Action {
 			// created it.
 			m.lose(sh, now, "lease taken by "+v.Host)
 		}
-	} else if sh.st == stFree && sh.op == opNone {
-		// A lease of this host's it does not know of: a Create that
-		// timed out but landed, or a previous run of this host (killed
-		// before it could release). Drop it, so the shard is free now
-		// rather than after the TTL.
-		m.set(sh, stDeleting, now)
-		m.kv(ActDelete, sh, opDelete, now, nil, e.Revision)
+	} else {
+		m.adopt(sh, now)
 	}
 	m.routes()
 	return m.flush()
+}
+
+// adopt takes over a lease of this host's it does not know of: a Create
+// that timed out but landed, or this host's previous run (a hot restart,
+// or a crash before it could release). At its revision, so the shard
+// stays here rather than moving, or waiting for the TTL. (A host name is
+// one host: see docs/scale-out.md.)
+func (m *Machine) adopt(sh *shard, now time.Time) {
+	if sh.st != stFree || sh.op != opNone || m.stopping || sh.seen == nil || sh.seen.Host != m.cfg.Host {
+		return
+	}
+	sh.sentEpoch = sh.hint()
+	m.set(sh, stAcquiring, now)
+	m.kv(ActUpdate, sh, opCreate, now, m.value(sh.sentEpoch), sh.seenRev)
 }
 
 // leaseGone: shard's key was deleted or expired.
@@ -126,6 +136,7 @@ func (m *Machine) memberSeen(now time.Time, e Entry) {
 			m.gone[e.Key] = now
 		}
 		delete(m.members, e.Key)
+		delete(m.memberAt, e.Key)
 		return
 	}
 	delete(m.gone, e.Key)
@@ -134,6 +145,7 @@ func (m *Machine) memberSeen(now time.Time, e Entry) {
 		return
 	}
 	m.members[e.Key] = mem
+	m.memberAt[e.Key] = now
 }
 
 // routes emits an ActRoute for every shard whose watched owner changed.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync"
 	"time"
 
 	"github.com/tockd/tock/cluster"
@@ -23,10 +24,12 @@ import (
 const ruleWriteTimeout = 5 * time.Second
 
 type ruleBucket struct {
-	kv     cluster.KV
-	ch     <-chan *cluster.Entry
-	cancel context.CancelFunc
-	done   chan struct{}
+	kv   cluster.KV
+	ch   <-chan *cluster.Entry // used by the watch goroutine only
+	done chan struct{}
+
+	mu     sync.Mutex
+	cancel context.CancelFunc // ends the current watch
 }
 
 // openRuleBucket loads every rule of the bucket into m.rules (the
@@ -111,16 +114,21 @@ func (rb *ruleBucket) write(rec store.Record) error {
 	return err
 }
 
-// watch applies the other hosts' changes until stop, restarting the watch
-// when it breaks (a restarted watch delivers every rule again: sync).
+// ruleWatchIdle: a rules watch silent this long is re-created (and the
+// rule set re-read), because a watch can stall without ending after a
+// NATS quorum loss (see cluster.Manager's watchIdle); rules change rarely,
+// so silence alone proves nothing, and re-reading a rule set is cheap.
+const ruleWatchIdle = time.Minute
+
+// watch applies the other hosts' changes until the master stops,
+// restarting the watch when it breaks or stays silent (a restarted watch
+// delivers every rule again: sync).
 func (rb *ruleBucket) watch(m *Master) {
 	go func() {
 		defer close(rb.done)
 		for {
-			for e := range rb.ch {
-				if e != nil {
-					rb.apply(m, *e, m.welcomedProcs)
-				}
+			if !rb.follow(m) {
+				return
 			}
 			for {
 				select {
@@ -135,8 +143,10 @@ func (rb *ruleBucket) watch(m *Master) {
 					m.log.Warn("cannot watch the rules bucket; retrying", "error", err)
 					continue
 				}
+				rb.mu.Lock()
 				rb.cancel()
 				rb.cancel, rb.ch = cancel, ch
+				rb.mu.Unlock()
 				sctx, scancel := context.WithTimeout(wctx, 30*time.Second)
 				err = rb.sync(sctx, m, m.welcomedProcs)
 				scancel()
@@ -149,11 +159,37 @@ func (rb *ruleBucket) watch(m *Master) {
 	}()
 }
 
+// follow applies the watch's entries until it ends or stays silent for
+// ruleWatchIdle (true: restart it), or the master stops (false).
+func (rb *ruleBucket) follow(m *Master) bool {
+	idle := time.NewTimer(ruleWatchIdle)
+	defer idle.Stop()
+	for {
+		select {
+		case <-m.stopCh:
+			return false
+		case <-idle.C:
+			return true
+		case e, ok := <-rb.ch:
+			if !ok {
+				m.log.Warn("rules bucket watch ended; restarting it")
+				return true
+			}
+			idle.Reset(ruleWatchIdle)
+			if e != nil {
+				rb.apply(m, *e, m.welcomedProcs)
+			}
+		}
+	}
+}
+
 func (rb *ruleBucket) stop() {
 	if rb == nil {
 		return
 	}
+	rb.mu.Lock()
 	rb.cancel()
+	rb.mu.Unlock()
 	select {
 	case <-rb.done:
 	case <-time.After(time.Second):

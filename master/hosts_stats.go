@@ -70,6 +70,11 @@ type HostStats struct {
 	HTTP    string    `json:"http,omitempty"`
 	Started time.Time `json:"started"`
 	Shards  []int     `json:"shards"`
+	// Link is this host's forwarding link to it: idle (not needed yet),
+	// dialing, connected, backoff (broken, redialed soon) or closed; ""
+	// for this host itself. LinkError is the link's last error.
+	Link      string `json:"link"`
+	LinkError string `json:"link_error,omitempty"`
 }
 
 // clusterStats is the host view; nil outside JetStream mode.
@@ -112,6 +117,19 @@ func (m *Master) clusterStats() *ClusterStats {
 	for host, shards := range byHost {
 		if !seen[host] {
 			cs.Hosts = append(cs.Hosts, HostStats{Host: host, Self: host == v.Host, Shards: shards})
+		}
+	}
+	if m.peers != nil {
+		links := map[string]PeerStatus{}
+		for _, ps := range m.PeerStatuses() {
+			links[ps.Host] = ps
+		}
+		for i := range cs.Hosts {
+			if ps, ok := links[cs.Hosts[i].Host]; ok && !cs.Hosts[i].Self {
+				cs.Hosts[i].Link, cs.Hosts[i].LinkError = ps.State, ps.LastError
+			} else if !cs.Hosts[i].Self {
+				cs.Hosts[i].Link = "idle"
+			}
 		}
 	}
 	slices.SortFunc(cs.Hosts, func(a, b HostStats) int {

@@ -135,19 +135,26 @@ func (m *Master) runHosts() {
 // stopHosts releases every lease (other hosts take the shards at once,
 // not after the TTL), then stops the manager and closes the connection.
 // Called after the client connections drained, before the workers stop.
-func (m *Master) stopHosts(timeout time.Duration) {
+// With keep (a hot restart) the leases are left to expire instead: the
+// new image takes them over at once (a lease of its own host), so the
+// shards do not move to other hosts and back.
+func (m *Master) stopHosts(timeout time.Duration, keep bool) {
 	h := m.hosts
 	if h == nil {
 		return
 	}
 	if h.mgr != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		if err := h.mgr.Stop(ctx); err != nil {
-			m.log.Warn("leases not all released; they expire after the TTL", "error", err)
+		if keep {
+			m.log.Info("keeping the leases for the restarted master")
 		} else {
-			m.log.Info("every lease released")
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			if err := h.mgr.Stop(ctx); err != nil {
+				m.log.Warn("leases not all released; they expire after the TTL", "error", err)
+			} else {
+				m.log.Info("every lease released")
+			}
+			cancel()
 		}
-		cancel()
 		h.cancel()
 		<-h.done
 		close(h.quit)

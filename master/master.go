@@ -261,7 +261,7 @@ func (m *Master) Run(ctx context.Context) error {
 	if err := m.bootWorkers(); err != nil {
 		m.closeListeners()
 		m.stopWorkers(0)
-		m.stopHosts(0)
+		m.stopHosts(0, false)
 		m.stopControl()
 		return err
 	}
@@ -270,14 +270,14 @@ func (m *Master) Run(ctx context.Context) error {
 	if err := m.startPeers(); err != nil {
 		m.closeListeners()
 		m.stopWorkers(0)
-		m.stopHosts(0)
+		m.stopHosts(0, false)
 		m.stopControl()
 		return err
 	}
 	m.runHosts()
 	if err := m.startControl(); err != nil {
 		m.closeListeners()
-		m.stopHosts(0)
+		m.stopHosts(0, false)
 		m.stopPeers(0)
 		m.stopWorkers(0)
 		m.stopControl()
@@ -376,7 +376,7 @@ func (m *Master) shutdown(keepListener bool) {
 	}
 	m.conns.closeReads()
 	m.conns.wait(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
-	m.stopHosts(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
+	m.stopHosts(m.cfg.Cluster.WorkerShutdownTimeout.Duration, keepListener)
 	m.stopPeers(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
 	m.stopWorkers(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
 	m.conns.closeAll()

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,13 +65,17 @@ type Peer struct {
 	host string
 	log  hclog.Logger
 	wake chan struct{} // capacity 1: dial now (wanted, address changed)
+	// drains counts the shards whose route moved away from this peer
+	// while it had requests of theirs in flight (router_remote.go).
+	drains atomic.Int32
 
 	mu      sync.Mutex
 	addr    string
 	state   peerState
 	conn    *proc // the link's proc while connected
 	lastErr error
-	running bool // the dial loop runs
+	running bool   // the dial loop runs
+	logged  string // the last failure logged, so a redial loop logs it once
 }
 
 // Host is the peer's host name (jetstream.host_name).
@@ -115,12 +121,23 @@ func (p *Peer) setState(st peerState, why string) {
 		return
 	}
 	p.state = st
-	p.mu.Unlock()
+	// A host that stays unreachable alternates dialing and backoff: each
+	// new reason is logged once, the repeats at debug level.
+	repeat := (st == peerBackoff && why == p.logged) || (st == peerDialing && from == peerBackoff)
 	if st == peerBackoff {
-		p.log.Warn("peer state", "from", string(from), "to", string(st), "why", why)
-		return
+		p.logged = why
+	} else if st == peerConnected || st == peerIdle {
+		p.logged = ""
 	}
-	p.log.Info("peer state", "from", string(from), "to", string(st), "why", why)
+	p.mu.Unlock()
+	switch {
+	case repeat:
+		p.log.Debug("peer state", "from", string(from), "to", string(st), "why", why)
+	case st == peerBackoff:
+		p.log.Warn("peer state", "from", string(from), "to", string(st), "why", why)
+	default:
+		p.log.Info("peer state", "from", string(from), "to", string(st), "why", why)
+	}
 }
 
 // wanted starts the dial loop if it is not running. Called with the
@@ -155,6 +172,10 @@ func (p *Peer) run() {
 	for {
 		if p.set.stopped() {
 			p.setState(peerClosed, "master stopping")
+			return
+		}
+		if p.set.router.stopUnlessWanted(p) {
+			p.setState(peerIdle, "no shard is routed to it")
 			return
 		}
 		addr := p.Addr()
@@ -267,6 +288,7 @@ func (p *Peer) handle(conn *proc, f ipc.Frame) error {
 		}
 		r.Seq = 0
 		pe.finish(r)
+		p.set.router.peerAnswered(conn, pe.req.Shard)
 	case ipc.TypePeerPing:
 	default:
 		return fmt.Errorf("unexpected frame %s from a peer", f.Type)
@@ -350,6 +372,34 @@ func (m *Master) Peers() []*Peer {
 	out := make([]*Peer, 0, len(s.peers))
 	for _, p := range s.peers {
 		out = append(out, p)
+	}
+	return out
+}
+
+// PeerStatus is one peer link as /stats and `tock ctl hosts` may show it.
+type PeerStatus struct {
+	Host      string `json:"host"`
+	Addr      string `json:"addr"`
+	State     string `json:"state"`
+	LastError string `json:"last_error,omitempty"`
+	// Shards are the shards this host routes to it.
+	Shards []int `json:"shards"`
+}
+
+// PeerStatuses lists the known peers, by host name.
+func (m *Master) PeerStatuses() []PeerStatus {
+	peers := m.Peers()
+	slices.SortFunc(peers, func(a, b *Peer) int { return strings.Compare(a.host, b.host) })
+	out := make([]PeerStatus, 0, len(peers))
+	for _, p := range peers {
+		st := PeerStatus{Host: p.host, Shards: m.router.shardsRoutedTo(p)}
+		p.mu.Lock()
+		st.Addr, st.State = p.addr, string(p.state)
+		if p.lastErr != nil {
+			st.LastError = p.lastErr.Error()
+		}
+		p.mu.Unlock()
+		out = append(out, st)
 	}
 	return out
 }

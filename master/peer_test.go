@@ -32,14 +32,14 @@ var testPeerTimings = peerTimings{
 const testShards = 4
 
 type testHost struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	m    *Master
 	fs   *fakeSpawner
 	ln   net.Listener
 }
 
-func startTestHost(t *testing.T, name string, mutate func(*config.Config)) *testHost {
+func startTestHost(t testing.TB, name string, mutate func(*config.Config)) *testHost {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Database.Persistence = config.PersistenceMemory
@@ -133,7 +133,7 @@ func keyIn(prefix string, s int) string {
 
 // client is a line-protocol connection to a test host.
 type client struct {
-	t *testing.T
+	t testing.TB
 	c net.Conn
 	r *bufio.Reader
 }
@@ -805,4 +805,62 @@ func TestPeer_LoopbackRule(t *testing.T) {
 			t.Errorf("isLoopback(%s) = %v", addr, got)
 		}
 	}
+}
+
+// TestPeer_RouteChangeKeepsSetOrder attacks the order of one job's SETs
+// across a route change: a SET in flight at the old owner when the shard
+// moves, bounced "not owned", reaches the new owner before a later SET of
+// the same job sent after the change, so the later one wins.
+func TestPeer_RouteChangeKeepsSetOrder(t *testing.T) {
+	h1, h2 := startTestHost(t, "h1", nil), startTestHost(t, "h2", nil)
+	fp := startFakePeer(t, "h9")
+	h1.m.router.SetRemote(0, h1.m.Peer("h9", fp.ln.Addr().String()))
+	l := fp.next()
+	keepPinging(t, l)
+	waitUntil(t, "shard 0 routed on the link", func() bool { return h1.m.router.Owner(0) != nil })
+	k := keyIn("order.", 0)
+	rs := newReplies()
+	rs.route(h1.m.router, "first", ipc.Request{Op: ipc.OpSet, Shard: 0, Key: k, Execution: 1})
+	first := recvRequest(t, l)
+	h1.route(h2, 0) // the shard moves while h9 has the first SET
+	if h1.m.router.Owner(0) != nil {
+		t.Fatal("the shard is not held while the old owner has a SET of it in flight")
+	}
+	rs.route(h1.m.router, "second", ipc.Request{Op: ipc.OpSet, Shard: 0, Key: k, Execution: 2})
+	if err := l.SendReply(ipc.Reply{Seq: first.Seq, Kind: ipc.KindNotOwned}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"first", "second"} {
+		if r := rs.wait(t, name); r.Kind != ipc.KindOK {
+			t.Fatalf("%s SET: %+v", name, r)
+		}
+	}
+	if r := h2.do(ipc.Request{Op: ipc.OpGet, Shard: 0, Key: k}); r.Execution != 2 {
+		t.Errorf("after the move the job is at %d, want the later SET's 2", r.Execution)
+	}
+	rs.once(t)
+	if n := h1.m.Peer("h9", "").drains.Load(); n != 0 {
+		t.Errorf("drains left counted: %d", n)
+	}
+}
+
+// TestPeer_IdleWhenNoShardRoutesToIt: a host no shard is routed to any
+// more is not redialed after its link breaks (a host that left the
+// cluster is not dialed forever); routing a shard to it again dials it.
+func TestPeer_IdleWhenNoShardRoutesToIt(t *testing.T) {
+	h1 := startTestHost(t, "h1", nil)
+	fp := startFakePeer(t, "h9")
+	p := h1.m.Peer("h9", fp.ln.Addr().String())
+	h1.m.router.SetRemote(1, p)
+	l := fp.next()
+	waitUntil(t, "connected", func() bool { return p.State() == string(peerConnected) })
+	if st := h1.m.PeerStatuses(); len(st) != 1 || st[0].Host != "h9" || len(st[0].Shards) != 1 || st[0].Shards[0] != 1 {
+		t.Errorf("peer statuses: %+v", st)
+	}
+	h1.m.router.SetUnowned(1)
+	l.Abort()
+	waitUntil(t, "the unused peer idle", func() bool { return p.State() == string(peerIdle) })
+	h1.m.router.SetRemote(1, p)
+	fp.next() // dialed again
+	waitUntil(t, "connected again", func() bool { return p.State() == string(peerConnected) })
 }

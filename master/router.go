@@ -187,8 +187,7 @@ func (r *Router) SetOwner(shards []int, w *proc) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, n := range shards {
-		r.shards[n].rem = remoteRoute{} // this host's again (router_remote.go)
-		r.setOwnerLocked(n, w)
+		r.setRouteLocked(n, remoteRoute{}, w) // this host's (again): router_remote.go
 	}
 }
 

@@ -56,6 +56,14 @@ type remoteRoute struct {
 	// requests are held for it; retryNotOwned sends them again after
 	// notOwnedRetry in case only the peer's own route was late.
 	notOwnedAt time.Time
+	// drain is the peer link that owned the shard before its route
+	// changed and still has requests of it in flight: the shard's
+	// requests are held until it has answered them (a "not owned" answer
+	// sends one to the new owner), then go to after. Otherwise a SET sent
+	// to the new owner could overtake an older one of the same job
+	// bounced by the old owner.
+	drain *proc
+	after *proc
 }
 
 // notOwnedReply is what a forwarded request gets where it cannot be served.
@@ -83,10 +91,85 @@ func (r *Router) SetRemote(shard int, p *Peer) {
 	if sr.rem.kind == routeRemote && sr.rem.peer == p && sr.owner != nil && sr.rem.notOwnedAt.IsZero() {
 		return // no change
 	}
-	sr.rem = remoteRoute{kind: routeRemote, peer: p}
-	r.refuseForwardedLocked(sr)
-	r.setOwnerLocked(shard, p.current())
+	r.refuseForwardedLocked(sr) // before the held requests go to p
+	r.setRouteLocked(shard, remoteRoute{kind: routeRemote, peer: p}, p.current())
 	p.wanted()
+}
+
+// setRouteLocked changes shard n's route to rem with owner (nil: held),
+// first letting a previous peer owner answer what it has in flight for it
+// (see remoteRoute.drain).
+func (r *Router) setRouteLocked(n int, rem remoteRoute, owner *proc) {
+	sr := &r.shards[n]
+	prev := sr.rem.drain
+	old := sr.owner
+	if prev != nil {
+		old = prev // still answering from before an earlier change
+	}
+	sr.rem = rem
+	if old != nil && old.peer != nil && old != owner && old.inflightFor(n) {
+		if prev == nil {
+			old.peer.drains.Add(1)
+		}
+		sr.rem.drain, sr.rem.after = old, owner
+		sr.owner = nil
+		return
+	}
+	if prev != nil {
+		prev.peer.drains.Add(-1)
+	}
+	r.setOwnerLocked(n, owner)
+}
+
+// endDrainLocked forgets a finished drain (the caller installs the owner).
+func (r *Router) endDrainLocked(sr *shardRoute) {
+	if sr.rem.drain != nil {
+		sr.rem.drain.peer.drains.Add(-1)
+		sr.rem.drain, sr.rem.after = nil, nil
+	}
+}
+
+// peerAnswered is called after conn answered a request of shard (its
+// entry is out of conn.inflight): when that was the last one a route
+// change waited for, the shard's held requests go to the new owner.
+func (r *Router) peerAnswered(conn *proc, shard int) {
+	if conn.peer.drains.Load() == 0 {
+		return // the common case: no route change under way
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.drainedLocked(conn, shard)
+}
+
+func (r *Router) drainedLocked(conn *proc, shard int) {
+	if shard < 0 || shard >= len(r.shards) {
+		return
+	}
+	sr := &r.shards[shard]
+	if sr.rem.drain != conn || (!conn.isDead() && conn.inflightFor(shard)) {
+		return
+	}
+	after := sr.rem.after
+	r.endDrainLocked(sr)
+	r.setOwnerLocked(shard, after)
+}
+
+// inflightFor reports whether c has a request of shard in flight.
+func (c *proc) inflightFor(shard int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range c.inflight {
+		if p.req.Shard == shard && p.proc == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *proc) isDead() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dead
 }
 
 // SetUnowned marks shard as owned by no known host: its requests are held
@@ -99,8 +182,7 @@ func (r *Router) SetUnowned(shard int) {
 		return
 	}
 	sr := &r.shards[shard]
-	sr.rem = remoteRoute{kind: routeUnowned}
-	sr.owner = nil
+	r.setRouteLocked(shard, remoteRoute{kind: routeUnowned}, nil)
 	r.refuseForwardedLocked(sr)
 }
 
@@ -150,6 +232,10 @@ func (r *Router) peerUp(p *Peer, conn *proc) {
 		if sr.rem.kind == routeRemote && sr.rem.peer == p {
 			sr.rem.notOwnedAt = time.Time{}
 			r.refuseForwardedLocked(sr)
+			if sr.rem.drain != nil {
+				sr.rem.after = conn // once the old owner has answered
+				continue
+			}
 			r.setOwnerLocked(n, conn)
 		}
 	}
@@ -212,6 +298,9 @@ func (r *Router) PeerGone(conn *proc, err error) {
 		}
 		sr.held = append(ps, sr.held...)
 	}
+	for n := range r.shards {
+		r.drainedLocked(conn, n) // it will answer nothing more
+	}
 }
 
 // peerNotOwned handles a "not owned" answer from a peer: the shard's
@@ -225,6 +314,7 @@ func (r *Router) peerNotOwned(conn *proc, p *pending) {
 		sr.owner = nil
 		sr.rem.notOwnedAt = time.Now()
 	}
+	defer r.drainedLocked(conn, p.req.Shard) // after p is held: it goes first
 	if sr.owner != nil && len(sr.held) == 0 {
 		r.routeLocked(p) // the route changed meanwhile
 		return
@@ -253,7 +343,7 @@ func (r *Router) retryNotOwned(now time.Time) {
 	defer r.mu.Unlock()
 	for n := range r.shards {
 		sr := &r.shards[n]
-		if sr.rem.kind != routeRemote || sr.rem.notOwnedAt.IsZero() || now.Sub(sr.rem.notOwnedAt) < notOwnedRetry {
+		if sr.rem.kind != routeRemote || sr.rem.drain != nil || sr.rem.notOwnedAt.IsZero() || now.Sub(sr.rem.notOwnedAt) < notOwnedRetry {
 			continue
 		}
 		if conn := sr.rem.peer.current(); conn != nil {
@@ -285,6 +375,36 @@ func (r *Router) forwardOutcomeLocal(o ipc.Outcome) bool {
 		sr.outcomes = append(sr.outcomes, o)
 	}
 	return true
+}
+
+// stopUnlessWanted ends p's dial loop (true) when no shard routes to it
+// any more; under the router's lock, so a SetRemote racing it either sees
+// the loop still running or starts a new one.
+func (r *Router) stopUnlessWanted(p *Peer) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range r.shards {
+		if rem := r.shards[i].rem; rem.peer == p || (rem.drain != nil && rem.drain.peer == p) {
+			return false
+		}
+	}
+	p.mu.Lock()
+	p.running = false
+	p.mu.Unlock()
+	return true
+}
+
+// shardsRoutedTo lists the shards routed to p.
+func (r *Router) shardsRoutedTo(p *Peer) []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := []int{}
+	for i := range r.shards {
+		if r.shards[i].rem.peer == p {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // remoteHosts returns the peers that own at least one shard, for the

@@ -76,15 +76,15 @@ type WorkerStats struct {
 
 // Stats builds the stats tree.
 func (m *Master) Stats() Stats {
+	cluster := m.clusterStats() // before m.mu: it reads the router
 	m.mu.Lock()
 	st := Stats{
 		StartedAt: m.started.UTC(), Version: Version, PID: os.Getpid(), Phase: m.phase,
 		Shards: m.cfg.Cluster.Shards, Connections: m.connections.Load(), RequestsCount: m.requests.Load(),
 		PhasedRestart: PhasedRestartStats{InProgress: m.restart.inProgress},
+		Cluster:       cluster,
 	}
-	m.mu.Unlock()
-	st.Cluster = m.clusterStats()
-	m.mu.Lock()
+
 	if !m.restart.startedAt.IsZero() {
 		t := m.restart.startedAt.UTC()
 		st.PhasedRestart.StartedAt = &t
