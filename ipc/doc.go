@@ -48,6 +48,18 @@
 // in the shard file (fencing). A worker that exits writes all its queued
 // frames (its last Outcomes) and closes the link first.
 //
+// # Peer links
+//
+// Masters of several tock hosts talk the same frames over TCP (mutual TLS
+// when configured): the dialing master sends PeerHello{Cluster, Host,
+// Proto, PeerProto} as TypePeerHello, the listening one answers its own
+// as TypePeerWelcome, or one with Error set before it closes the link
+// (another cluster, another ProtoVersion or PeerProto, the same host
+// name). Then the dialer sends Requests and Outcomes and reads Replies,
+// as a master does with a worker; a request for a shard the other host
+// does not own is answered KindNotOwned and never sent on. Both sides
+// send TypePeerPing frames so that a silent link is found dead.
+//
 // # Evolving the protocol
 //
 // Control messages (Hello, Welcome, Status, ...) are JSON objects: a field

@@ -153,7 +153,8 @@ func New(cfg config.Config, opts Options, log hclog.Logger) (*Master, error) {
 		listings: make(chan struct{}, maxListings),
 	}
 	m.peers = newPeerSet(log.Named("peer"), m.router, ipc.PeerHello{Cluster: cfg.JetStream.ClusterName,
-		Host: cfg.JetStream.HostName, Proto: ipc.ProtoVersion, PeerProto: ipc.PeerProto, Version: Version})
+		Host: cfg.JetStream.HostName, Proto: ipc.ProtoVersion, PeerProto: ipc.PeerProto, Version: Version},
+		cfg.Cluster.WorkerBootTimeout.Duration)
 	m.conns.init()
 	m.clock.tick(m.started)
 	m.configTime = m.started

@@ -1,13 +1,8 @@
 package master
 
 import (
-	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,7 +41,7 @@ type peerTimings struct {
 	dial        time.Duration // connect + TLS + handshake
 	ping        time.Duration // a ping is sent this often each way
 	deadAfter   time.Duration // a link that received nothing for this long is dead
-	request     time.Duration // a link with a request unanswered for this long is dead
+	request     time.Duration // a link with a request unanswered for this long is dead (past the other's hold bound)
 	fanout      time.Duration // a host's share of STAT must come within this
 	backoffMin  time.Duration
 	backoffMax  time.Duration
@@ -68,6 +63,9 @@ type Peer struct {
 	// drains counts the shards whose route moved away from this peer
 	// while it had requests of theirs in flight (router_remote.go).
 	drains atomic.Int32
+	// answered counts the replies received from the host (forwarded
+	// requests it served for this one), for the host view.
+	answered atomic.Int64
 
 	mu      sync.Mutex
 	addr    string
@@ -287,6 +285,7 @@ func (p *Peer) handle(conn *proc, f ipc.Frame) error {
 			return nil
 		}
 		r.Seq = 0
+		p.answered.Add(1)
 		pe.finish(r)
 		p.set.router.peerAnswered(conn, pe.req.Shard)
 	case ipc.TypePeerPing:
@@ -294,255 +293,4 @@ func (p *Peer) handle(conn *proc, f ipc.Frame) error {
 		return fmt.Errorf("unexpected frame %s from a peer", f.Type)
 	}
 	return nil
-}
-
-// overdue returns a check, for one link's keep-alive, that reports a
-// request in flight on it for longer than d: the router's sequence number
-// is sampled at every call, so a request whose Seq is at or below the one
-// sampled d ago was sent at least d ago. It costs the hot path nothing.
-func (r *Router) overdue(conn *proc) func(now time.Time, d time.Duration) bool {
-	type sample struct {
-		at  time.Time
-		seq uint64
-	}
-	var samples []sample
-	return func(now time.Time, d time.Duration) bool {
-		r.mu.Lock()
-		seq := r.seq
-		r.mu.Unlock()
-		samples = append(samples, sample{now, seq})
-		at := -1 // the newest sample at least d old
-		for i, s := range samples {
-			if now.Sub(s.at) < d {
-				break
-			}
-			at = i
-		}
-		if at < 0 {
-			return false
-		}
-		bound := samples[at].seq
-		samples = samples[at:]
-		conn.mu.Lock()
-		defer conn.mu.Unlock()
-		for seq := range conn.inflight {
-			if seq <= bound {
-				return true
-			}
-		}
-		return false
-	}
-}
-
-// peerSet is this master's peers and peer listener.
-type peerSet struct {
-	log     hclog.Logger
-	router  *Router
-	hello   ipc.PeerHello // this host's handshake
-	client  *tls.Config   // nil: plain TCP (loopback only, see peer_listen.go)
-	server  *tls.Config
-	timings peerTimings
-
-	mu      sync.Mutex
-	peers   map[string]*Peer
-	closing bool
-	stop    chan struct{}
-	wg      sync.WaitGroup
-
-	listener net.Listener
-	inbound  map[*ipc.Link]net.Conn
-	served   atomic.Int64 // forwarded requests not yet answered
-}
-
-func newPeerSet(log hclog.Logger, router *Router, hello ipc.PeerHello) *peerSet {
-	return &peerSet{log: log, router: router, hello: hello, timings: defaultPeerTimings,
-		peers: map[string]*Peer{}, stop: make(chan struct{}), inbound: map[*ipc.Link]net.Conn{}}
-}
-
-// Peer returns the link to host, dialed at addr (created on first use; a
-// changed address is dialed from now on, the current link kept until it
-// breaks). Give it to Router.SetRemote.
-func (m *Master) Peer(host, addr string) *Peer { return m.peers.get(host, addr) }
-
-// Peers lists the known peers.
-func (m *Master) Peers() []*Peer {
-	s := m.peers
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]*Peer, 0, len(s.peers))
-	for _, p := range s.peers {
-		out = append(out, p)
-	}
-	return out
-}
-
-// PeerStatus is one peer link as /stats and `tock ctl hosts` may show it.
-type PeerStatus struct {
-	Host      string `json:"host"`
-	Addr      string `json:"addr"`
-	State     string `json:"state"`
-	LastError string `json:"last_error,omitempty"`
-	// Shards are the shards this host routes to it.
-	Shards []int `json:"shards"`
-}
-
-// PeerStatuses lists the known peers, by host name.
-func (m *Master) PeerStatuses() []PeerStatus {
-	peers := m.Peers()
-	slices.SortFunc(peers, func(a, b *Peer) int { return strings.Compare(a.host, b.host) })
-	out := make([]PeerStatus, 0, len(peers))
-	for _, p := range peers {
-		st := PeerStatus{Host: p.host, Shards: m.router.shardsRoutedTo(p)}
-		p.mu.Lock()
-		st.Addr, st.State = p.addr, string(p.state)
-		if p.lastErr != nil {
-			st.LastError = p.lastErr.Error()
-		}
-		p.mu.Unlock()
-		out = append(out, st)
-	}
-	return out
-}
-
-func (s *peerSet) get(host, addr string) *Peer {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p := s.peers[host]
-	if p == nil {
-		p = &Peer{set: s, host: host, addr: addr, state: peerIdle, wake: make(chan struct{}, 1),
-			log: s.log.With("peer", host)}
-		s.peers[host] = p
-		return p
-	}
-	p.mu.Lock()
-	changed := p.addr != addr && addr != ""
-	if changed {
-		p.addr = addr
-	}
-	p.mu.Unlock()
-	if changed {
-		p.log.Info("peer address changed", "addr", addr)
-		p.poke()
-	}
-	return p
-}
-
-// goRun runs fn in the set's wait group unless the set is stopping.
-func (s *peerSet) goRun(fn func()) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		fn()
-	}()
-	return true
-}
-
-func (s *peerSet) stopped() bool {
-	select {
-	case <-s.stop:
-		return true
-	default:
-		return false
-	}
-}
-
-// dial connects to a peer's listener and shakes hands; the returned link
-// has passed CheckPeer both ways.
-func (s *peerSet) dial(addr, host string) (*ipc.Link, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.timings.dial)
-	defer cancel()
-	go func() {
-		select {
-		case <-s.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("dial host %s at %s: %w", host, addr, err)
-	}
-	deadline, _ := ctx.Deadline()
-	c.SetDeadline(deadline)
-	if s.client != nil {
-		cfg := s.client.Clone()
-		if h, _, err := net.SplitHostPort(addr); err == nil {
-			cfg.ServerName = h
-		}
-		tc := tls.Client(c, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("tls with host %s at %s: %w", host, addr, err)
-		}
-		c = tc
-	}
-	link := ipc.NewLink(c)
-	if err := link.SendJSON(ipc.TypePeerHello, s.hello); err != nil {
-		link.Abort()
-		return nil, fmt.Errorf("handshake with host %s at %s: %w", host, addr, err)
-	}
-	f, err := link.Recv()
-	if err != nil {
-		link.Abort()
-		return nil, fmt.Errorf("handshake with host %s at %s: %w", host, addr, err)
-	}
-	if f.Type != ipc.TypePeerWelcome {
-		link.Abort()
-		return nil, fmt.Errorf("handshake with host %s at %s: %w: got %s", host, addr, ipc.ErrMalformed, f.Type)
-	}
-	theirs, err := ipc.DecodePeerHello(f.Payload)
-	if err == nil {
-		err = ipc.CheckPeer(s.hello, theirs)
-	}
-	if err == nil && theirs.Host != host {
-		err = fmt.Errorf("%w: %s answers as host %q, expected %q (a stale route?)", ipc.ErrPeerMismatch, addr, theirs.Host, host)
-	}
-	if err != nil {
-		link.Abort()
-		return nil, fmt.Errorf("handshake with host %s at %s: %w", host, addr, err)
-	}
-	c.SetDeadline(time.Time{})
-	return link, nil
-}
-
-// keepAlive pings the link every timings.ping and aborts it when nothing
-// was received for deadAfter or a request waits longer than request,
-// storing why; it returns when stop is closed.
-func (s *peerSet) keepAlive(l *ipc.Link, received *atomic.Int64, why *atomic.Pointer[error], stop chan struct{},
-	overdue func(time.Time, time.Duration) bool) {
-	t := s.timings
-	tick := time.NewTicker(t.ping)
-	defer tick.Stop()
-	last, lastAt := received.Load(), time.Now()
-	for {
-		select {
-		case <-stop:
-			return
-		case now := <-tick.C:
-			if err := l.PostJSON(ipc.TypePeerPing, struct{}{}); err != nil {
-				return // closed: the reader sees it
-			}
-			if n := received.Load(); n != last {
-				last, lastAt = n, now
-			}
-			var err error
-			switch {
-			case now.Sub(lastAt) > t.deadAfter:
-				err = fmt.Errorf("nothing received for %s", now.Sub(lastAt).Round(time.Millisecond))
-			case overdue != nil && overdue(now, t.request):
-				err = fmt.Errorf("a request unanswered for over %s", t.request)
-			}
-			if err != nil {
-				why.Store(&err)
-				l.Abort()
-				return
-			}
-		}
-	}
 }

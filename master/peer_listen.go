@@ -187,7 +187,15 @@ func (s *peerSet) serveInbound(m *Master, c net.Conn) {
 	log := s.log.With("peer_remote", remote)
 	if s.server == nil && !isLoopback(c.RemoteAddr()) {
 		log.Warn("refused a peer link from a non-loopback address without TLS (set jetstream.tls_cert, tls_key and tls_ca)")
-		c.Close()
+		// Say why (the dialer logs it) without reading anything it sent.
+		c.SetDeadline(time.Now().Add(time.Second))
+		refusal := s.hello
+		refusal.Error = "peer links from other machines need TLS: set jetstream.tls_cert, tls_key and tls_ca on every host"
+		l := ipc.NewLink(c)
+		if err := l.SendJSON(ipc.TypePeerWelcome, refusal); err != nil {
+			log.Debug("send refusal", "error", err)
+		}
+		l.Close()
 		return
 	}
 	c.SetDeadline(time.Now().Add(s.timings.dial))
@@ -289,6 +297,7 @@ func (s *peerSet) serveFrame(m *Master, link *ipc.Link, f ipc.Frame) error {
 		}
 		seq := req.Seq
 		s.served.Add(1)
+		s.servedTotal.Add(1)
 		reply := func(r ipc.Reply) {
 			r.Seq = seq
 			if err := link.SendReply(r); err != nil {

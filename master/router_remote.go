@@ -56,6 +56,10 @@ type remoteRoute struct {
 	// requests are held for it; retryNotOwned sends them again after
 	// notOwnedRetry in case only the peer's own route was late.
 	notOwnedAt time.Time
+	// notOwnedTries counts the retries since the route last changed: the
+	// wait doubles from notOwnedRetry to maxNotOwnedRetry, so two hosts
+	// that disagree for long do not bounce a full queue 20 times a second.
+	notOwnedTries int
 	// drain is the peer link that owned the shard before its route
 	// changed and still has requests of it in flight: the shard's
 	// requests are held until it has answered them (a "not owned" answer
@@ -73,7 +77,15 @@ var notOwnedReply = ipc.Reply{Kind: ipc.KindNotOwned}
 // its requests before trying that owner again, when no route change came
 // first: the owner may have taken its lease before its router knew it
 // (leases are watched, not pushed).
-const notOwnedRetry = 50 * time.Millisecond
+const (
+	notOwnedRetry    = 50 * time.Millisecond
+	maxNotOwnedRetry = time.Second
+)
+
+// notOwnedWait is the wait before retry number tries.
+func notOwnedWait(tries int) time.Duration {
+	return min(notOwnedRetry<<min(tries, 10), maxNotOwnedRetry)
+}
 
 // SetRemote routes shard to another host's master: its held requests and
 // outcomes go there once the peer link is up (at once if it is).
@@ -261,6 +273,9 @@ func (r *Router) PeerGone(conn *proc, err error) {
 		if r.shards[i].owner == conn {
 			r.shards[i].owner = nil
 		}
+		if r.shards[i].rem.after == conn {
+			r.shards[i].rem.after = nil // the redialed link takes its place (peerUp)
+		}
 	}
 	retry := map[int][]*pending{}
 	for _, p := range sortedBySeq(inflight) {
@@ -343,11 +358,13 @@ func (r *Router) retryNotOwned(now time.Time) {
 	defer r.mu.Unlock()
 	for n := range r.shards {
 		sr := &r.shards[n]
-		if sr.rem.kind != routeRemote || sr.rem.drain != nil || sr.rem.notOwnedAt.IsZero() || now.Sub(sr.rem.notOwnedAt) < notOwnedRetry {
+		if sr.rem.kind != routeRemote || sr.rem.drain != nil || sr.rem.notOwnedAt.IsZero() ||
+			now.Sub(sr.rem.notOwnedAt) < notOwnedWait(sr.rem.notOwnedTries) {
 			continue
 		}
 		if conn := sr.rem.peer.current(); conn != nil {
 			sr.rem.notOwnedAt = time.Time{}
+			sr.rem.notOwnedTries++
 			r.setOwnerLocked(n, conn)
 		}
 	}
