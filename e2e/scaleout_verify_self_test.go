@@ -20,8 +20,10 @@ import (
 // scale-out tests is not vacuous. Two engines take shard 0 in turn (the
 // first one's next write is fenced, as it must be); the check passes and
 // finds the first writer's acknowledged job; then records forged past the
-// engine's fence — a stale epoch after a fence, a fence that does not
-// raise the epoch — are each reported.
+// engine's fence — a second writer in an epoch, a record of an epoch no
+// fence opened, a fence that does not raise the epoch — are each
+// reported, and a fenced owner's in-flight append stored after the fence
+// is counted but never applied.
 func TestScaleOut_VerifierCatchesStaleWriter(t *testing.T) {
 	nc := natstest.Start(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -96,21 +98,42 @@ func TestScaleOut_VerifierCatchesStaleWriter(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	frames, err := store.AppendFrames(nil, set("v.stale", 40))
-	if err != nil {
-		t.Fatal(err)
+	frames := func(id string, exec int64) []byte {
+		b, err := store.AppendFrames(nil, set(id, exec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
 	}
 	rec := fmt.Sprintf("tock.%s.s000.rec", soCluster)
 	own := fmt.Sprintf("tock.%s.s000.own", soCluster)
-	forge(rec, jslog.KindRec, openA.Epoch, "hA", frames)
+	// The fenced owner's append stored after the fence: allowed, counted,
+	// never applied.
+	forge(rec, jslog.KindRec, openA.Epoch, "hA", frames("v.stale", 40))
+	// A second writer in the current epoch.
+	forge(rec, jslog.KindRec, openB.Epoch, "hX", frames("v.second", 50))
+	// A record of an epoch no fence opened.
+	forge(rec, jslog.KindRec, openB.Epoch+5, "hB", frames("v.unfenced", 60))
+	// A fence that does not raise the epoch.
 	forge(own, jslog.KindOwn, openB.Epoch, "hB", []byte(fmt.Sprintf(`{"epoch":%d,"host":"hB"}`, openB.Epoch)))
 	st, err = c.readStreams()
 	if err != nil {
 		t.Fatal(err)
 	}
 	all := strings.Join(st.violations, "\n")
-	if st.nviolation != 2 || !strings.Contains(all, fmt.Sprintf("rec of epoch %d (hA) after the fence of epoch %d", openA.Epoch, openB.Epoch)) ||
-		!strings.Contains(all, fmt.Sprintf("fence epoch %d (hB) after fence epoch %d", openB.Epoch, openB.Epoch)) {
-		t.Fatalf("violations: %d\n%s", st.nviolation, all)
+	for _, want := range []string{
+		fmt.Sprintf("rec of epoch %d by hX, whose fence was hB's", openB.Epoch),
+		fmt.Sprintf("rec of epoch %d (hB) that no fence opened", openB.Epoch+5),
+		fmt.Sprintf("fence epoch %d (hB) after fence epoch %d", openB.Epoch, openB.Epoch),
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("violations lack %q:\n%s", want, all)
+		}
+	}
+	if st.nviolation != 3 || st.stale != 1 {
+		t.Errorf("%d violations, %d stale appends; want 3 and 1:\n%s", st.nviolation, st.stale, all)
+	}
+	if _, ok := st.jobs["v.stale"]; ok {
+		t.Error("the fenced owner's stale append was applied")
 	}
 }
