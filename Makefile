@@ -26,10 +26,10 @@ test: unit fuzz soak-short
 
 unit:
 	./.ci/install-services.sh
-	$(GO) test -race -timeout 12m ./...
+	$(GO) test -race -timeout 20m ./...
 
 fuzz:
-	@set -e; for pkg in ./protocol ./store ./store/jslog ./ipc ./config ./httpapi ./rest ./internal/systemd ./bench ./bench/suite; do \
+	@set -e; for pkg in ./protocol ./store ./store/jslog ./ipc ./config ./httpapi ./rest ./internal/systemd ./bench ./bench/suite ./cluster; do \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "fuzz $$pkg $$f"; \
 			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \

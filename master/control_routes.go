@@ -36,6 +36,7 @@ var (
 var controlRoutes = map[string]controlRoute{
 	"/stats":             {onlyGET, shared((*Master).serveStats)},
 	"/healthz":           {onlyGET, shared((*Master).serveHealthz)},
+	"/hosts":             {onlyGET, shared((*Master).serveHosts)},
 	"/gc-stats":          {onlyGET, (*ControlServer).serveGCStats},
 	"/backtraces":        {onlyGET, (*ControlServer).serveBacktraces},
 	"/thread-backtraces": {onlyGET, (*ControlServer).serveBacktraces}, // Puma's name

@@ -12,9 +12,8 @@ import (
 // NATS and makes sure every shard stream exists before any worker opens a
 // shard; the workers fence and replay the streams themselves.
 //
-// Which shards this host serves is decided in one place, hostShards: for
-// now a host serves every shard (one host); with leases it serves the
-// shards whose leases it holds.
+// Which shards this host serves is decided by the lease manager
+// (leases.go): workers boot with none, and each lease acquired opens one.
 
 // startJetStream connects the master's engine and creates or checks the
 // shard streams, within the worker boot timeout (a NATS meta-leader
@@ -45,7 +44,3 @@ func (m *Master) stopJetStream() {
 		m.js = nil
 	}
 }
-
-// hostShards are the shards this host serves, to be spread over its
-// workers: every shard.
-func (m *Master) hostShards() int { return m.cfg.Cluster.Shards }

@@ -73,9 +73,12 @@ type Master struct {
 	spawner Spawner
 	// shardState is every shard's handoff state (states.go).
 	shardState *shardStates
-	rules      *ruleSet
-	peers      *peerSet // links to and from other hosts' masters (peer.go)
-	tls        *tls.Config
+	// hosts is the lease manager's side in JetStream mode (leases.go);
+	// nil otherwise.
+	hosts *hostLeases
+	rules *ruleSet
+	peers *peerSet // links to and from other hosts' masters (peer.go)
+	tls   *tls.Config
 	// auth is the loaded auth file; nil when auth is off. Swapped on SIGHUP.
 	auth atomic.Pointer[tokenStore]
 	// listings are the REST listings being answered (a slot each, see
@@ -251,20 +254,31 @@ func (m *Master) Run(ctx context.Context) error {
 		return err
 	}
 	defer m.stopJetStream()
+	if err := m.startHosts(ctx); err != nil {
+		m.closeListeners()
+		m.stopControl()
+		return err
+	}
 	if err := m.bootWorkers(); err != nil {
 		m.closeListeners()
 		m.stopWorkers(0)
+		m.stopHosts(0, false)
 		m.stopControl()
 		return err
 	}
+	// The peer listener before the lease loop: routes it announces point
+	// at peers.
 	if err := m.startPeers(); err != nil {
 		m.closeListeners()
 		m.stopWorkers(0)
+		m.stopHosts(0, false)
 		m.stopControl()
 		return err
 	}
+	m.runHosts()
 	if err := m.startControl(); err != nil {
 		m.closeListeners()
+		m.stopHosts(0, false)
 		m.stopPeers(0)
 		m.stopWorkers(0)
 		m.stopControl()
@@ -363,6 +377,7 @@ func (m *Master) shutdown(keepListener bool) {
 	}
 	m.conns.closeReads()
 	m.conns.wait(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
+	m.stopHosts(m.cfg.Cluster.WorkerShutdownTimeout.Duration, keepListener)
 	m.stopPeers(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
 	m.stopWorkers(m.cfg.Cluster.WorkerShutdownTimeout.Duration)
 	m.conns.closeAll()

@@ -12,6 +12,9 @@ import (
 type Health struct {
 	Status string `json:"status"`
 	Error  string `json:"error,omitempty"`
+	// Cluster is the host's view (persistence = "jetstream"): readiness
+	// means serving every shard this host holds a lease for.
+	Cluster *ClusterStats `json:"cluster,omitempty"`
 }
 
 // HealthOptions choose the check: Live only asks whether the master
@@ -26,10 +29,11 @@ func (m *Master) Health(opts HealthOptions) Health {
 	if opts.Live {
 		return Health{Status: "ok"}
 	}
+	cs := m.clusterStats()
 	if ok, reason := m.Healthy(); !ok {
-		return Health{Status: "unavailable", Error: reason}
+		return Health{Status: "unavailable", Error: reason, Cluster: cs}
 	}
-	return Health{Status: "ok"}
+	return Health{Status: "ok", Cluster: cs}
 }
 
 // serveHealthz is GET /healthz on the HTTP listener and the control

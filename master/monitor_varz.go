@@ -73,6 +73,9 @@ type Varz struct {
 	Executions  ExecutionCounts `json:"executions"`
 	Persistence string          `json:"persistence"`
 	Fsync       string          `json:"fsync"`
+	// Hosts is this host's view of the tock cluster (persistence =
+	// "jetstream" only): not nats-server's "cluster", which is its routes.
+	Hosts *ClusterStats `json:"hosts,omitempty"`
 }
 
 // SlowConsumerStats is nats-server's slow_consumer_stats: only clients
@@ -139,7 +142,8 @@ func (m *Master) Varz() *Varz {
 	wm := m.clusterMetrics()
 	cf := m.connFigures()
 	v := &Varz{
-		ID: m.serverID, Name: m.serverName(), Version: Version, GoVersion: runtime.Version(),
+		Hosts: st.Cluster,
+		ID:    m.serverID, Name: m.serverName(), Version: Version, GoVersion: runtime.Version(),
 		AuthRequired: m.cfg.Controller.AuthFile != "", TLSRequired: m.tls != nil,
 		MaxConn: m.cfg.Controller.MaxConnections, HTTPBasePath: "/",
 		AuthTimeout: time.Duration(authTimeout).Seconds(), MaxControlLine: int32(m.cfg.Controller.MaxLineBytes),

@@ -31,6 +31,10 @@ type ruleSet struct {
 	policy store.FsyncPolicy
 	fsync  func(*os.File) error
 
+	// remote, when set (persistence = "jetstream"), makes a change
+	// durable in the cluster's rules bucket instead of rules.log.
+	remote func(store.Record) error
+
 	mu      sync.Mutex
 	rules   *store.Rules
 	version uint64
@@ -43,7 +47,8 @@ func openRuleSet(cfg config.Config, log hclog.Logger) (*ruleSet, error) {
 		ackTimeout: cfg.Cluster.WorkerTimeout.Duration + 5*time.Second}
 	rs.ackCond = sync.NewCond(&rs.mu)
 	rs.version = 1
-	if cfg.Database.Persistence == config.PersistenceMemory {
+	if cfg.Database.Persistence == config.PersistenceMemory || cfg.Database.Persistence == config.PersistenceJetStream {
+		// JetStream: the rules bucket is the durable copy (hosts_rules.go).
 		rs.file = store.NewMemoryLog()
 		return rs, nil
 	}
@@ -162,6 +167,12 @@ func (rs *ruleSet) change(rec store.Record, workers func() []*proc) error {
 			return errRuleNotFound
 		}
 	}
+	if rs.remote != nil {
+		if err := rs.remote(rec); err != nil {
+			return fmt.Errorf("write rules bucket: %w", err)
+		}
+		return rs.publish(rec, workers)
+	}
 	if _, down := rs.file.(*failedLog); down {
 		rs.recover(errors.New("retrying a failed rules log"))
 	}
@@ -173,6 +184,12 @@ func (rs *ruleSet) change(rec store.Record, workers func() []*proc) error {
 		rs.recover(err)
 		return fmt.Errorf("sync rules log: %w", err)
 	}
+	return rs.publish(rec, workers)
+}
+
+// publish applies a durable change, pushes the new set to workers and
+// waits until every one of them has applied it. Called with rs.write held.
+func (rs *ruleSet) publish(rec store.Record, workers func() []*proc) error {
 	rs.mu.Lock()
 	rs.rules.Apply(rec)
 	rs.version++

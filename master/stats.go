@@ -42,6 +42,9 @@ type Stats struct {
 	// WorkerStatus has one entry per worker slot, by index, then draining
 	// old workers.
 	WorkerStatus []WorkerStats `json:"worker_status"`
+	// Cluster is this host's view of the cluster (persistence =
+	// "jetstream" only; docs/scale-out.md, "Monitoring").
+	Cluster *ClusterStats `json:"cluster,omitempty"`
 }
 
 // PhasedRestartStats describes the phased restart (or scaling) in progress.
@@ -73,12 +76,15 @@ type WorkerStats struct {
 
 // Stats builds the stats tree.
 func (m *Master) Stats() Stats {
+	cluster := m.clusterStats() // before m.mu: it reads the router
 	m.mu.Lock()
 	st := Stats{
 		StartedAt: m.started.UTC(), Version: Version, PID: os.Getpid(), Phase: m.phase,
 		Shards: m.cfg.Cluster.Shards, Connections: m.connections.Load(), RequestsCount: m.requests.Load(),
 		PhasedRestart: PhasedRestartStats{InProgress: m.restart.inProgress},
+		Cluster:       cluster,
 	}
+
 	if !m.restart.startedAt.IsZero() {
 		t := m.restart.startedAt.UTC()
 		st.PhasedRestart.StartedAt = &t
@@ -164,7 +170,12 @@ func (m *Master) Healthy() (bool, string) {
 			return false, "shard " + shard + ": " + ws.LastStatus.ShardErrors[shard]
 		}
 	}
-	for s := 0; s < m.cfg.Cluster.Shards; s++ {
+	if m.hosts != nil {
+		if ok, why := m.hostsHealthy(); !ok {
+			return false, why
+		}
+	}
+	for s := 0; s < m.cfg.Cluster.Shards && m.hosts == nil; s++ {
 		if !m.router.Served(s) {
 			return false, "shard " + strconv.Itoa(s) + " has no ready worker"
 		}

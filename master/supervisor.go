@@ -225,6 +225,9 @@ func (m *Master) handleWorkerFrame(p *proc, f ipc.Frame) error {
 		}
 		p.lastStatus, p.lastCheckin = st, time.Now()
 		p.mu.Unlock()
+		if len(st.Fenced) > 0 {
+			m.noteFenced(p, st.Fenced)
+		}
 	case ipc.TypeHello:
 		var h ipc.Hello
 		if err := ipc.DecodeJSON(f.Payload, &h); err != nil {

@@ -35,6 +35,7 @@ func ctlCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			ctlSub("stats", "print the stats tree (a summary, or the JSON with --json)", nil, ctlStats),
 			ctlSub("status", "print one line per worker", nil, ctlStatus),
+			ctlSub("hosts", "list the cluster's hosts and their shards (persistence = \"jetstream\")", nil, ctlHosts),
 			ctlSub("phased-restart", "replace the workers one by one with the binary on disk",
 				[]cli.Flag{
 					&cli.BoolFlag{Name: "wait", Usage: "show progress and return when the rollout is done (non-zero if it aborted)"},
