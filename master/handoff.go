@@ -119,8 +119,14 @@ func (m *Master) replaceSlot(i, phase int) error {
 	// map is the truth): after an aborted rollout some may still be with
 	// an older draining worker rather than with old.
 	for _, sh := range shards {
+		if !m.slotHas(s, sh) {
+			continue // its lease moved to another host meanwhile (JetStream mode)
+		}
 		from := m.awaitOwner(sh)
 		if from == np {
+			continue
+		}
+		if from == nil && !m.slotHas(s, sh) {
 			continue
 		}
 		if from == nil {
@@ -132,6 +138,13 @@ func (m *Master) replaceSlot(i, phase int) error {
 	}
 	m.retireEmpty(s)
 	return nil
+}
+
+// slotHas reports whether shard n is still one of slot s's shards.
+func (m *Master) slotHas(s *slot, n int) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Contains(s.shards, n)
 }
 
 // retireEmpty drains and stops the old workers of s that own no shards
@@ -360,6 +373,8 @@ var requestSeq atomic.Uint64
 // Answers to other requests are logged and dropped.
 func request[T, M any](p *proc, t ipc.Type, msg M, ch chan T, timeout time.Duration, seqOf func(T) uint64, setSeq func(*M, uint64)) (T, error) {
 	var zero T
+	p.control.Lock()
+	defer p.control.Unlock()
 	seq := requestSeq.Add(1)
 	if setSeq != nil {
 		setSeq(&msg, seq)

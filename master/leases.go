@@ -333,7 +333,7 @@ func (h *hostLeases) close(shard int, why string) {
 	h.mu.Unlock()
 	m.routeUnowned(shard)
 	if was != localNone {
-		owner := h.ownerOf(shard)
+		owner := h.awaitHandoff(shard)
 		if owner != nil {
 			m.setShards([]int{shard}, shardReleasing, owner, why)
 			owner.mu.Lock()
@@ -362,6 +362,32 @@ func (h *hostLeases) close(shard int, why string) {
 	h.applyRoute(shard)
 }
 
+// awaitHandoff returns the worker that has shard open; while a phased
+// restart or a scale is moving it between workers (neither lists it), it
+// waits for the move to end (bounded by the boot timeout), so the shard
+// is not left open on the worker it was moving to.
+func (h *hostLeases) awaitHandoff(shard int) *proc {
+	deadline := time.Now().Add(h.m.cfg.Cluster.WorkerBootTimeout.Duration)
+	for {
+		if p := h.ownerOf(shard); p != nil {
+			return p
+		}
+		switch h.m.shardStateOf(shard) {
+		case shardReleasing, shardAcquiring, shardReclaiming:
+		default:
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return nil
+		}
+		select {
+		case <-h.quit:
+			return nil
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 // ownerOf is the live worker that has shard open, if any.
 func (h *hostLeases) ownerOf(shard int) *proc {
 	m := h.m
@@ -381,6 +407,26 @@ func (h *hostLeases) ownerOf(shard int) *proc {
 		}
 	}
 	return nil
+}
+
+// noteReopened: a worker booted with shards (a crashed worker's
+// replacement) opened them at these epochs; the leases show them from the
+// next renewal.
+func (m *Master) noteReopened(epochs map[int]uint64) {
+	h := m.hosts
+	if h == nil || h.mgr == nil {
+		return
+	}
+	for n, e := range epochs {
+		if n >= 0 && n < len(h.local) {
+			h.mu.Lock()
+			if h.local[n] == localOpen {
+				h.epoch[n] = max(h.epoch[n], e)
+			}
+			h.mu.Unlock()
+			h.mgr.Reopened(n, e)
+		}
+	}
 }
 
 // noteFenced: a worker reports shards whose stream another host fenced.
