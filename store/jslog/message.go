@@ -1,6 +1,8 @@
 package jslog
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,22 +53,37 @@ type fenceRecord struct {
 	Host  string `json:"host"`
 }
 
-// msgID is the Nats-Msg-Id of the message at seq: host, epoch and
-// sequence. The host is in it so two hosts racing to fence at the same
-// epoch never have one's publish taken for a duplicate of the other's.
-func msgID(host string, epoch, seq uint64) string {
-	return host + ":" + strconv.FormatUint(epoch, 10) + ":" + strconv.FormatUint(seq, 10)
+// msgID is the Nats-Msg-Id of the message at seq: the writer (host name
+// and the opener's token, newWriter), epoch and sequence. The host alone
+// is not enough: two openers with one host name (two workers of a host
+// during a handoff, two machines left with the same default host name)
+// racing for a shard pick the same epoch and the same next sequence, and
+// the stream's dedup would answer the loser's fence and appends with the
+// winner's acks, as duplicates: acknowledged, never stored. With the token
+// the loser's publishes are new messages, refused by the sequence check.
+func msgID(writer string, epoch, seq uint64) string {
+	return writer + ":" + strconv.FormatUint(epoch, 10) + ":" + strconv.FormatUint(seq, 10)
+}
+
+// newWriter is the Msg-Id prefix of one opener of a shard: its host name
+// and 64 random bits, so no two openers ever share Msg-Ids.
+func newWriter(host string) string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err)) // never fails on Linux (Go 1.24+ panics itself)
+	}
+	return host + "#" + hex.EncodeToString(b[:])
 }
 
 // newMsg builds the message at seq with every header, Expected-Last-Sequence
 // seq-1 and its Msg-Id, ready to be published (and re-published as is).
-func newMsg(subject, kind, host string, epoch, seq uint64, data []byte) *nats.Msg {
+func newMsg(subject, kind, host, writer string, epoch, seq uint64, data []byte) *nats.Msg {
 	m := nats.NewMsg(subject)
 	m.Data = data
 	m.Header.Set(hdrKind, kind)
 	m.Header.Set(hdrEpoch, strconv.FormatUint(epoch, 10))
 	m.Header.Set(hdrHost, host)
-	m.Header.Set(jetstream.MsgIDHeader, msgID(host, epoch, seq))
+	m.Header.Set(jetstream.MsgIDHeader, msgID(writer, epoch, seq))
 	m.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(seq-1, 10))
 	return m
 }

@@ -60,7 +60,8 @@ type Opened struct {
 // until ctx ends.
 func (e *Engine) OpenShard(ctx context.Context, shard int, hint uint64, jobs *store.Jobs) (*ShardLog, Opened, error) {
 	stream := StreamName(e.cfg.Cluster, shard)
-	fence, prev, err := e.fence(ctx, shard, hint)
+	writer := newWriter(e.cfg.Host)
+	fence, prev, err := e.fence(ctx, shard, hint, writer)
 	if err != nil {
 		return nil, Opened{}, fmt.Errorf("open shard %d (stream %s): %w", shard, stream, err)
 	}
@@ -77,7 +78,7 @@ func (e *Engine) OpenShard(ctx context.Context, shard int, hint uint64, jobs *st
 		return nil, opened, fmt.Errorf("open shard %d (stream %s): replay ended at %d, before the fence at %d", shard, stream, r.lastSeq, fence.Seq)
 	}
 	opened.Records = r.records
-	l := newShardLog(e, shard, fence.Epoch, fence.Seq, r.bytes)
+	l := newShardLog(e, shard, writer, fence.Epoch, fence.Seq, r.bytes)
 	e.log.Debug("shard stream opened", "shard", shard, "epoch", fence.Epoch, "fence_seq", fence.Seq,
 		"previous_epoch", prev.Epoch, "previous_host", prev.Host, "records", r.records, "messages", opened.Messages)
 	return l, opened, nil
@@ -96,8 +97,9 @@ func isCASError(err error) bool {
 	return ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
 }
 
-// fence publishes our fence record and returns it with the one before.
-func (e *Engine) fence(ctx context.Context, shard int, hint uint64) (Fence, Fence, error) {
+// fence publishes our fence record (Msg-Id prefix writer) and returns it
+// with the one before.
+func (e *Engine) fence(ctx context.Context, shard int, hint uint64, writer string) (Fence, Fence, error) {
 	stream := StreamName(e.cfg.Cluster, shard)
 	for {
 		// The last sequence first, then the last fence: a fence that lands
@@ -114,7 +116,7 @@ func (e *Engine) fence(ctx context.Context, shard int, hint uint64) (Fence, Fenc
 		epoch := max(hint, prev.Epoch+1)
 		for {
 			f := Fence{Epoch: epoch, Host: e.cfg.Host, Seq: last + 1}
-			m := newMsg(OwnSubject(e.cfg.Cluster, shard), KindOwn, e.cfg.Host, epoch, f.Seq, encodeFence(fenceRecord{Epoch: epoch, Host: e.cfg.Host}))
+			m := newMsg(OwnSubject(e.cfg.Cluster, shard), KindOwn, e.cfg.Host, writer, epoch, f.Seq, encodeFence(fenceRecord{Epoch: epoch, Host: e.cfg.Host}))
 			pctx, cancel := context.WithTimeout(ctx, asyncAckTimeout)
 			ack, err := e.js.PublishMsg(pctx, m)
 			cancel()

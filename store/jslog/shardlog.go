@@ -32,6 +32,7 @@ type ShardLog struct {
 	recSubj string
 	epoch   uint64
 	host    string
+	writer  string // Msg-Id prefix of this opener (newWriter)
 
 	size  atomic.Int64 // payload bytes of the state in the stream
 	msgs  atomic.Uint64
@@ -74,9 +75,9 @@ const maxMsgBytes = 256 << 10
 // (through a stream leader election, 4–9 s) before the log fails.
 const recoverTimeout = 30 * time.Second
 
-func newShardLog(e *Engine, shard int, epoch, fence uint64, size int64) *ShardLog {
+func newShardLog(e *Engine, shard int, writer string, epoch, fence uint64, size int64) *ShardLog {
 	l := &ShardLog{e: e, shard: shard, stream: StreamName(e.cfg.Cluster, shard), recSubj: RecSubject(e.cfg.Cluster, shard),
-		epoch: epoch, host: e.cfg.Host, last: fence, fence: fence}
+		epoch: epoch, host: e.cfg.Host, writer: writer, last: fence, fence: fence}
 	l.cond = sync.NewCond(&l.mu)
 	l.size.Store(size)
 	return l
@@ -158,7 +159,7 @@ func (l *ShardLog) usableLocked() error {
 // sequence. snap is the Tock-Snap header (0: none).
 func (l *ShardLog) publishLocked(kind string, data []byte, snap uint64) uint64 {
 	seq := l.last + 1
-	m := newMsg(l.recSubj, kind, l.host, l.epoch, seq, data)
+	m := newMsg(l.recSubj, kind, l.host, l.writer, l.epoch, seq, data)
 	if snap != 0 {
 		m.Header.Set(hdrSnap, strconv.FormatUint(snap, 10))
 	}
