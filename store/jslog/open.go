@@ -56,7 +56,8 @@ type Opened struct {
 // fence lands first, it fails with ErrFenced (one of two racing openers
 // wins). Then it replays every message up to the fence into jobs (by
 // batched direct get) and returns the log whose appends follow the fence.
-// Transient errors (no stream leader during an election) are retried
+// jobs is replaced by the replayed state; a replay that fails (a bad
+// message) leaves it as it was. Transient errors (no stream leader during an election) are retried
 // until ctx ends.
 func (e *Engine) OpenShard(ctx context.Context, shard int, hint uint64, jobs *store.Jobs) (*ShardLog, Opened, error) {
 	stream := StreamName(e.cfg.Cluster, shard)
@@ -66,7 +67,10 @@ func (e *Engine) OpenShard(ctx context.Context, shard int, hint uint64, jobs *st
 		return nil, Opened{}, fmt.Errorf("open shard %d (stream %s): %w", shard, stream, err)
 	}
 	opened := Opened{Epoch: fence.Epoch, FenceSeq: fence.Seq, Previous: prev}
-	r := newReplayer(jobs)
+	// Replayed into a store of its own, which becomes jobs only once the
+	// replay reached the fence: a bad message half way must not leave
+	// half a shard in the caller's store.
+	r := newReplayer(store.NewJobs())
 	err = e.readRange(ctx, stream, 1, fence.Seq, func(m storedMsg) error {
 		opened.Messages++
 		return r.apply(m.Seq, m.Subject, m.Header, m.Data)
@@ -78,6 +82,7 @@ func (e *Engine) OpenShard(ctx context.Context, shard int, hint uint64, jobs *st
 		return nil, opened, fmt.Errorf("open shard %d (stream %s): replay ended at %d, before the fence at %d", shard, stream, r.lastSeq, fence.Seq)
 	}
 	opened.Records = r.records
+	*jobs = *r.jobs
 	l := newShardLog(e, shard, writer, fence.Epoch, fence.Seq, r.bytes)
 	e.log.Debug("shard stream opened", "shard", shard, "epoch", fence.Epoch, "fence_seq", fence.Seq,
 		"previous_epoch", prev.Epoch, "previous_host", prev.Host, "records", r.records, "messages", opened.Messages)
