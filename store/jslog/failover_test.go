@@ -88,4 +88,3 @@ func TestLeaderKilledMidPipeline(t *testing.T) {
 	}
 	t.Logf("%d records acknowledged, %d in the stream, fence at %d", len(acked), len(seen), o.FenceSeq)
 }
-
