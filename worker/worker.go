@@ -350,14 +350,23 @@ func (w *Worker) acquire(a ipc.Acquire) {
 	}
 	ready := ipc.Ready{Seq: a.Seq}
 	for _, n := range a.Shards {
-		if _, ok := w.shards[n]; ok {
+		if sh, ok := w.shards[n]; ok {
 			ready.Shards = append(ready.Shards, n)
+			if w.jetStreamMode() {
+				if ready.Epochs == nil {
+					ready.Epochs = map[int]uint64{}
+				}
+				ready.Epochs[n] = sh.epoch
+			}
 			continue
 		}
 		sh, err := w.open(n, a.Epoch, byShard[n], w.takeStaged(n), false)
 		if err != nil {
 			w.log.Error("cannot open shard", "shard", n, "error", err)
 			w.shardErrors[n] = err.Error()
+			if w.jetStreamMode() && errors.Is(err, store.ErrFenced) {
+				w.fenced[n] = true // another host opened it meanwhile: the master releases it
+			}
 			if errors.Is(err, store.ErrLocked) {
 				// Another process still has it open: tried again later
 				// (fault.go), where a corrupt file stays down.

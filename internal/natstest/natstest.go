@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -79,6 +80,48 @@ type Node struct {
 // URL is the node's client URL.
 func (n *Node) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.Port) }
 
+// CPUTime is the CPU time (user + system) the node's current process has
+// used, from /proc; 0 while the node is down. For benchmarks: server CPU
+// per request.
+func (n *Node) CPUTime() time.Duration {
+	n.mu.Lock()
+	pid := n.PID
+	n.mu.Unlock()
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command (which is in parentheses and may hold
+	// spaces): utime and stime are the 12th and 13th of them, in clock
+	// ticks (100 per second on Linux).
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 13 {
+		return 0
+	}
+	var ticks int64
+	for _, f := range fields[11:13] {
+		v, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
+// CPUTime is the CPU time of every node up, summed.
+func (c *Cluster) CPUTime() time.Duration {
+	var d time.Duration
+	for _, n := range c.Nodes {
+		d += n.CPUTime()
+	}
+	return d
+}
+
 // LogFile is where the node writes its log (appended to across restarts).
 func (n *Node) LogFile() string { return filepath.Join(n.Dir, "nats-server.log") }
 
@@ -86,6 +129,15 @@ func (n *Node) LogFile() string { return filepath.Join(n.Dir, "nats-server.log")
 type Cluster struct {
 	Nodes []*Node
 	t     testing.TB
+	opts  Options
+}
+
+// Options change the nodes' configuration.
+type Options struct {
+	// SyncInterval is jetstream.sync_interval: "always" fsyncs every
+	// message before it is acknowledged; "" keeps nats-server's default
+	// (2 min).
+	SyncInterval string
 }
 
 // Start boots n nodes (3 for an R3 cluster) and waits until JetStream
@@ -93,11 +145,17 @@ type Cluster struct {
 // created. Every node is stopped by t.Cleanup.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return StartWith(t, n, Options{})
+}
+
+// StartWith is Start with opts.
+func StartWith(t testing.TB, n int, opts Options) *Cluster {
+	t.Helper()
 	if n < 1 {
 		t.Fatalf("natstest: %d nodes", n)
 	}
 	bin := Binary(t)
-	c := &Cluster{t: t}
+	c := &Cluster{t: t, opts: opts}
 	ports := freePorts(t, 2*n)
 	var routes []string
 	for i := 0; i < n; i++ {
@@ -109,7 +167,7 @@ func Start(t testing.TB, n int) *Cluster {
 		c.Nodes = append(c.Nodes, node)
 	}
 	for _, node := range c.Nodes {
-		if err := os.WriteFile(node.confPath(), []byte(node.config(routes)), 0o600); err != nil {
+		if err := os.WriteFile(node.confPath(), []byte(node.config(routes, opts)), 0o600); err != nil {
 			t.Fatalf("natstest: %v", err)
 		}
 	}
@@ -215,14 +273,32 @@ func (c *Cluster) stopAll() {
 	for _, n := range c.Nodes {
 		n.kill()
 	}
+	if c.t.Failed() || os.Getenv("NATSTEST_LOGS") != "" {
+		for _, n := range c.Nodes {
+			b, err := os.ReadFile(n.LogFile())
+			if err != nil {
+				c.t.Logf("natstest: %s log: %v", n.Name, err)
+				continue
+			}
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			if len(lines) > 60 {
+				lines = lines[len(lines)-60:]
+			}
+			c.t.Logf("natstest: %s log (last %d lines):\n%s", n.Name, len(lines), strings.Join(lines, "\n"))
+		}
+	}
 }
 
 func (n *Node) confPath() string { return filepath.Join(n.Dir, "nats-server.conf") }
 
-func (n *Node) config(routes []string) string {
+func (n *Node) config(routes []string, opts Options) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "server_name: %q\nlisten: \"127.0.0.1:%d\"\n", n.Name, n.Port)
-	fmt.Fprintf(&b, "jetstream {\n  store_dir: %q\n}\n", filepath.Join(n.Dir, "js"))
+	fmt.Fprintf(&b, "jetstream {\n  store_dir: %q\n", filepath.Join(n.Dir, "js"))
+	if opts.SyncInterval != "" {
+		fmt.Fprintf(&b, "  sync_interval: %q\n", opts.SyncInterval)
+	}
+	b.WriteString("}\n")
 	if n.ClusterPort != 0 {
 		fmt.Fprintf(&b, "cluster {\n  name: \"natstest\"\n  listen: \"127.0.0.1:%d\"\n  routes: [\n", n.ClusterPort)
 		for _, r := range routes {

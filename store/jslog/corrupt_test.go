@@ -53,22 +53,24 @@ func TestReplayRefusesCorruptMessages(t *testing.T) {
 		{"fence mismatch", true, hdr(KindOwn, "1", "h1"), []byte(`{"epoch":7,"host":"h9"}`)},
 		{"rec on own", true, hdr(KindRec, "1", "h1"), good},
 	}
+	// One engine for every case (a shard each): an engine's log lines
+	// must not outlive the test that owns its logger.
+	e := engine(t, c, clusterName(t), "h1")
+	if err := e.EnsureStreams(ctxT(t), len(cases)); err != nil {
+		t.Fatal(err)
+	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e := engine(t, c, clusterName(t)+"c", "h1")
-			if err := e.EnsureStreams(ctxT(t), 1); err != nil {
-				t.Fatal(err)
-			}
-			l, _, _ := open(t, e, 0, 1)
+			l, _, _ := open(t, e, i, 1)
 			if err := l.Write([]store.Record{jobRec("before", int64(i))}); err != nil {
 				t.Fatal(err)
 			}
 			if err := l.Close(); err != nil {
 				t.Fatal(err)
 			}
-			subj := RecSubject(e.cfg.Cluster, 0)
+			subj := RecSubject(e.cfg.Cluster, i)
 			if tc.own {
-				subj = OwnSubject(e.cfg.Cluster, 0)
+				subj = OwnSubject(e.cfg.Cluster, i)
 			}
 			m := nats.NewMsg(subj)
 			m.Header, m.Data = tc.h, tc.data
@@ -76,14 +78,14 @@ func TestReplayRefusesCorruptMessages(t *testing.T) {
 				t.Fatal(err)
 			}
 			jobs := store.NewJobs()
-			_, _, err := e.OpenShard(ctxT(t), 0, 1, jobs)
+			_, _, err := e.OpenShard(ctxT(t), i, 1, jobs)
 			if !errors.Is(err, ErrBadMessage) && !errors.Is(err, store.ErrInvalidRecord) {
 				t.Fatalf("open over a corrupt message: %v, want ErrBadMessage", err)
 			}
 			if jobs.Len() != 0 {
 				t.Fatalf("a failed replay left %d jobs in the caller's store (%v)", jobs.Len(), jobsOf(jobs))
 			}
-			if _, _, err := e.ReplayShard(ctxT(t), 0, store.NewJobs()); err == nil {
+			if _, _, err := e.ReplayShard(ctxT(t), i, store.NewJobs()); err == nil {
 				t.Fatal("ReplayShard over a corrupt message: no error")
 			}
 		})

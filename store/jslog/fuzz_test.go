@@ -62,9 +62,11 @@ func FuzzDecodeFence(f *testing.F) {
 	})
 }
 
-// FuzzReplayer: any sequence of messages (cut from one byte string) is
-// replayed without a panic, and a complete snapshot always replaces the
-// state: replaying it after arbitrary messages gives the snapshot's jobs.
+// FuzzReplayer: any sequence of messages (cut from one byte string: kind,
+// epoch, job) is replayed without a panic; records of an epoch older than
+// the fence before them never reach the state; and a complete snapshot at
+// the current epoch always replaces the state: replaying it after
+// arbitrary messages gives the snapshot's jobs.
 func FuzzReplayer(f *testing.F) {
 	f.Fuzz(func(t *testing.T, script []byte) {
 		r := newReplayer(store.NewJobs())
@@ -75,16 +77,26 @@ func FuzzReplayer(f *testing.F) {
 			kind := kinds[int(script[i])%len(kinds)]
 			subject := "tock.c.s000.rec"
 			var data []byte
+			epoch := uint64(script[i+1]>>4)%3 + 1
 			h := nats.Header{}
 			h.Set(hdrKind, kind)
-			h.Set(hdrEpoch, "1")
+			h.Set(hdrEpoch, strconv.FormatUint(epoch, 10))
 			h.Set(hdrHost, "h")
 			switch kind {
 			case KindOwn:
 				subject = "tock.c.s000.own"
-				data = encodeFence(fenceRecord{Epoch: 1, Host: "h"})
+				data = encodeFence(fenceRecord{Epoch: epoch, Host: "h"})
 			case KindRec, KindSnap:
 				data, _ = store.AppendFrames(nil, []store.Record{jobRec("j"+strconv.Itoa(int(script[i+1]%8)), int64(script[i+1]))})
+			}
+			if kind == KindRec && epoch < r.fence.Epoch {
+				// A stale record: it must not change the state.
+				before := jobsOf(r.jobs)
+				_ = r.apply(seq, subject, h, data)
+				if after := jobsOf(r.jobs); !reflect.DeepEqual(before, after) {
+					t.Fatalf("a record of epoch %d after a fence of epoch %d changed the state", epoch, r.fence.Epoch)
+				}
+				continue
 			}
 			if kind == KindSnap || kind == KindSnapEnd {
 				h.Set(hdrSnap, strconv.FormatUint(max(1, uint64(script[i+1])%seq), 10))
@@ -100,7 +112,7 @@ func FuzzReplayer(f *testing.F) {
 			seq++
 			h := nats.Header{}
 			h.Set(hdrKind, m.kind)
-			h.Set(hdrEpoch, "1")
+			h.Set(hdrEpoch, strconv.FormatUint(max(1, r.fence.Epoch), 10))
 			h.Set(hdrHost, "h")
 			if m.kind != KindSnapBegin {
 				h.Set(hdrSnap, strconv.FormatUint(base, 10))

@@ -3,6 +3,7 @@ package jslog
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ var clusterSeq atomic.Int64
 // so tests sharing a NATS cluster never share streams.
 func engine(t *testing.T, c *natstest.Cluster, cluster, host string) *Engine {
 	t.Helper()
-	log := hclog.New(&hclog.LoggerOptions{Name: host, Level: hclog.Warn, Output: testWriter{t}})
+	log := hclog.New(&hclog.LoggerOptions{Name: host, Level: testLogLevel, Output: testWriter{t}})
 	e, err := Connect(Config{URLs: c.URLs(), Cluster: cluster, Replicas: len(c.Nodes), Host: host}, log)
 	if err != nil {
 		t.Fatal(err)
@@ -68,4 +69,18 @@ func open(t *testing.T, e *Engine, shard int, hint uint64) (*ShardLog, *store.Jo
 		t.Fatal(err)
 	}
 	return l, jobs, o
+}
+
+// testLogLevel is Warn; TOCK_TEST_DEBUG=1 shows the engines' debug lines.
+var testLogLevel = func() hclog.Level {
+	if os.Getenv("TOCK_TEST_DEBUG") != "" {
+		return hclog.Debug
+	}
+	return hclog.Warn
+}()
+
+func benchCtx(b *testing.B) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	b.Cleanup(cancel)
+	return ctx
 }

@@ -45,6 +45,10 @@ type Message struct {
 	Records []store.Record // rec and snap
 	// Raw is the payload (frames for rec and snap, fence JSON for own).
 	Raw []byte
+	// Stale is set by ReadShard on a message of an older epoch than the
+	// fence before it: an append of a fenced owner that was in flight when
+	// the fence landed, never acknowledged, skipped by replay.
+	Stale bool
 }
 
 // fenceRecord is the payload of an own message.
@@ -53,16 +57,17 @@ type fenceRecord struct {
 	Host  string `json:"host"`
 }
 
-// msgID is the Nats-Msg-Id of the message at seq: the writer (host name
-// and the opener's token, newWriter), epoch and sequence. The host alone
-// is not enough: two openers with one host name (two workers of a host
-// during a handoff, two machines left with the same default host name)
-// racing for a shard pick the same epoch and the same next sequence, and
-// the stream's dedup would answer the loser's fence and appends with the
-// winner's acks, as duplicates: acknowledged, never stored. With the token
-// the loser's publishes are new messages, refused by the sequence check.
-func msgID(writer string, epoch, seq uint64) string {
-	return writer + ":" + strconv.FormatUint(epoch, 10) + ":" + strconv.FormatUint(seq, 10)
+// msgID is the Nats-Msg-Id of a log's n-th message: the writer (host name
+// and the opener's token, newWriter), epoch and n (and ":r<round>" when
+// recovery sends it again). The host alone is not enough: two openers
+// with one host name (two workers of a host during a handoff, two
+// machines left with the same default host name) racing for a shard pick
+// the same epoch, and the stream's dedup, checked before any expected
+// sequence, would answer the loser's fence and appends with the winner's
+// acks, as duplicates: acknowledged, never stored. With the token the
+// loser's publishes are new messages, refused by the sequence checks.
+func msgID(writer string, epoch, n uint64) string {
+	return writer + ":" + strconv.FormatUint(epoch, 10) + ":" + strconv.FormatUint(n, 10)
 }
 
 // newWriter is the Msg-Id prefix of one opener of a shard: its host name
@@ -70,21 +75,19 @@ func msgID(writer string, epoch, seq uint64) string {
 func newWriter(host string) string {
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		panic(fmt.Sprintf("crypto/rand: %v", err)) // never fails on Linux (Go 1.24+ panics itself)
+		panic(fmt.Sprintf("crypto/rand: %v", err)) // cannot fail on Linux
 	}
 	return host + "#" + hex.EncodeToString(b[:])
 }
 
-// newMsg builds the message at seq with every header, Expected-Last-Sequence
-// seq-1 and its Msg-Id, ready to be published (and re-published as is).
-func newMsg(subject, kind, host, writer string, epoch, seq uint64, data []byte) *nats.Msg {
+// newMsg builds a message with every header and its Msg-Id.
+func newMsg(subject, kind, host string, epoch uint64, id string, data []byte) *nats.Msg {
 	m := nats.NewMsg(subject)
 	m.Data = data
 	m.Header.Set(hdrKind, kind)
 	m.Header.Set(hdrEpoch, strconv.FormatUint(epoch, 10))
 	m.Header.Set(hdrHost, host)
-	m.Header.Set(jetstream.MsgIDHeader, msgID(writer, epoch, seq))
-	m.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(seq-1, 10))
+	m.Header.Set(jetstream.MsgIDHeader, id)
 	return m
 }
 

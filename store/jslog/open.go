@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -28,15 +27,22 @@ type Fence struct {
 // LastFence is shard's last fence record as the stream leader has it; ok
 // is false if the shard was never opened.
 func (e *Engine) LastFence(ctx context.Context, shard int) (Fence, bool, error) {
+	f, _, ok, err := e.lastFenceID(ctx, shard)
+	return f, ok, err
+}
+
+// lastFenceID is LastFence with the fence record's Msg-Id, which tells
+// this opener's fence from another one's of the same host and epoch.
+func (e *Engine) lastFenceID(ctx context.Context, shard int) (Fence, string, bool, error) {
 	m, ok, err := e.leaderLast(ctx, StreamName(e.cfg.Cluster, shard), OwnSubject(e.cfg.Cluster, shard))
 	if err != nil || !ok {
-		return Fence{}, false, err
+		return Fence{}, "", false, err
 	}
 	dm, err := decodeMessage(m.Seq, m.Subject, m.Header, m.Data, false)
 	if err != nil {
-		return Fence{}, false, err
+		return Fence{}, "", false, err
 	}
-	return Fence{Epoch: dm.Epoch, Host: dm.Host, Seq: dm.Seq}, true, nil
+	return Fence{Epoch: dm.Epoch, Host: dm.Host, Seq: dm.Seq}, m.Header.Get(jetstream.MsgIDHeader), true, nil
 }
 
 // Opened is what OpenShard did.
@@ -56,8 +62,9 @@ type Opened struct {
 // fence lands first, it fails with ErrFenced (one of two racing openers
 // wins). Then it replays every message up to the fence into jobs (by
 // batched direct get) and returns the log whose appends follow the fence.
-// jobs is replaced by the replayed state; a replay that fails (a bad
-// message) leaves it as it was. Transient errors (no stream leader during an election) are retried
+// jobs is replaced by the replayed state; an open that fails (a bad
+// message) leaves it as it was.
+// Transient errors (no stream leader during an election) are retried
 // until ctx ends.
 func (e *Engine) OpenShard(ctx context.Context, shard int, hint uint64, jobs *store.Jobs) (*ShardLog, Opened, error) {
 	stream := StreamName(e.cfg.Cluster, shard)
@@ -82,18 +89,21 @@ func (e *Engine) OpenShard(ctx context.Context, shard int, hint uint64, jobs *st
 		return nil, opened, fmt.Errorf("open shard %d (stream %s): replay ended at %d, before the fence at %d", shard, stream, r.lastSeq, fence.Seq)
 	}
 	opened.Records = r.records
-	*jobs = *r.jobs
+	start, err := e.settle(ctx, stream, fence.Seq)
+	if err != nil {
+		return nil, opened, fmt.Errorf("open shard %d (stream %s): %w", shard, stream, err)
+	}
 	l := newShardLog(e, shard, writer, fence.Epoch, fence.Seq, r.bytes)
+	l.last, l.confirmed = start, start
+	*jobs = *r.jobs
 	e.log.Debug("shard stream opened", "shard", shard, "epoch", fence.Epoch, "fence_seq", fence.Seq,
 		"previous_epoch", prev.Epoch, "previous_host", prev.Host, "records", r.records, "messages", opened.Messages)
 	return l, opened, nil
 }
 
-// wrongLastRE finds the stream's last sequence in a CAS failure.
-var wrongLastRE = regexp.MustCompile(`wrong last sequence: (\d+)`)
-
-// isCASError reports whether err is a failed Expected-Last-Sequence check
-// (10071; 10164 is what replicated streams may return).
+// isCASError reports whether err is a failed expectation of the stream's
+// or the fence subject's last sequence (10071; 10164 is what replicated
+// streams may return).
 func isCASError(err error) bool {
 	var ae *jetstream.APIError
 	if !errors.As(err, &ae) {
@@ -102,62 +112,97 @@ func isCASError(err error) bool {
 	return ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
 }
 
-// fence publishes our fence record (Msg-Id prefix writer) and returns it
-// with the one before.
+// fenceID is the Msg-Id of writer's fence record at epoch (newWriter).
+func fenceID(writer string, epoch uint64) string {
+	return writer + ":" + strconv.FormatUint(epoch, 10) + ":own"
+}
+
+// fence publishes our fence record and returns it with the one before.
+// The fence expects the fence subject's last sequence to be the previous
+// fence's, so of two openers racing only one gets its fence in and no
+// epoch is fenced twice. It does not expect the stream's last sequence:
+// the previous owner may still be appending, and a fence that had to find
+// a gap in its pipeline might wait as long as that owner writes. Wherever
+// it lands, the previous owner's append that expected the fence's slot is
+// refused, so that owner acknowledges nothing from there on (ShardLog),
+// and whatever of its in-flight appends still lands after the fence is of
+// an older epoch: replay skips it.
 func (e *Engine) fence(ctx context.Context, shard int, hint uint64, writer string) (Fence, Fence, error) {
-	stream := StreamName(e.cfg.Cluster, shard)
+	prev, _, err := e.LastFence(ctx, shard)
+	if err != nil {
+		return Fence{}, Fence{}, err
+	}
+	epoch := max(hint, prev.Epoch+1)
+	m := newMsg(OwnSubject(e.cfg.Cluster, shard), KindOwn, e.cfg.Host, epoch, fenceID(writer, epoch), encodeFence(fenceRecord{Epoch: epoch, Host: e.cfg.Host}))
+	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(prev.Seq, 10))
 	for {
-		// The last sequence first, then the last fence: a fence that lands
-		// between the two reads is seen by the second, and one that lands
-		// after both makes our CAS fail. Either way no epoch is fenced twice.
-		last, err := e.lastSeq(ctx, stream)
-		if err != nil {
-			return Fence{}, Fence{}, err
+		pctx, cancel := context.WithTimeout(ctx, asyncAckTimeout)
+		ack, err := e.js.PublishMsg(pctx, copyMsg(m))
+		cancel()
+		if err == nil {
+			return Fence{Epoch: epoch, Host: e.cfg.Host, Seq: ack.Sequence}, prev, nil
 		}
-		prev, _, err := e.LastFence(ctx, shard)
-		if err != nil {
-			return Fence{}, Fence{}, err
+		if isCASError(err) {
+			now, _, ferr := e.LastFence(ctx, shard)
+			if ferr != nil {
+				return Fence{}, Fence{}, fmt.Errorf("%w: another fence landed while this host opened the shard (%v), and it cannot be read: %v", ErrFenced, err, ferr)
+			}
+			return Fence{}, Fence{}, fmt.Errorf("%w: host %q fenced it at epoch %d (seq %d) while this host opened it", ErrFenced, now.Host, now.Epoch, now.Seq)
 		}
-		epoch := max(hint, prev.Epoch+1)
-		for {
-			f := Fence{Epoch: epoch, Host: e.cfg.Host, Seq: last + 1}
-			m := newMsg(OwnSubject(e.cfg.Cluster, shard), KindOwn, e.cfg.Host, writer, epoch, f.Seq, encodeFence(fenceRecord{Epoch: epoch, Host: e.cfg.Host}))
-			pctx, cancel := context.WithTimeout(ctx, asyncAckTimeout)
-			ack, err := e.js.PublishMsg(pctx, m)
-			cancel()
-			if err == nil {
-				if ack.Sequence != f.Seq {
-					return Fence{}, Fence{}, fmt.Errorf("fence at epoch %d stored at %d, expected %d", epoch, ack.Sequence, f.Seq)
-				}
-				return f, prev, nil
+		// Ambiguous (timeout, no leader yet). If the fence is stored, or
+		// another one is, the last fence says so; if not, publish the same
+		// message again (its Msg-Id makes one still in flight come back
+		// as a duplicate).
+		if now, id, ok, ferr := e.lastFenceID(ctx, shard); ferr == nil && ok && now.Seq != prev.Seq {
+			if id == fenceID(writer, epoch) { // ours, not another opener's of this host
+				return now, prev, nil
 			}
-			if isCASError(err) {
-				// Someone appended since we read. If it is a fence, another
-				// opener won; if not, the old owner's in-flight appends
-				// landed: read again and fence after them.
-				now, _, ferr := e.LastFence(ctx, shard)
-				if ferr != nil {
-					return Fence{}, Fence{}, ferr
-				}
-				if now.Seq != prev.Seq {
-					return Fence{}, Fence{}, fmt.Errorf("%w: host %q fenced it at epoch %d (seq %d) while this host opened it", ErrFenced, now.Host, now.Epoch, now.Seq)
-				}
-				if sm := wrongLastRE.FindStringSubmatch(err.Error()); sm != nil {
-					if n, perr := strconv.ParseUint(sm[1], 10, 64); perr == nil && n > last {
-						last = n
-						continue
-					}
-				}
-				break // re-read both
-			}
-			// Ambiguous (timeout, no leader yet): publish the same message
-			// again; its Msg-Id makes a stored one come back as a duplicate.
-			e.log.Debug("publish fence, retrying", "shard", shard, "epoch", epoch, "error", err)
-			if perr := pause(ctx); perr != nil {
-				return Fence{}, Fence{}, fmt.Errorf("publish fence at epoch %d: %w (last error: %v)", epoch, perr, err)
-			}
+			return Fence{}, Fence{}, fmt.Errorf("%w: host %q fenced it at epoch %d (seq %d) while this host opened it", ErrFenced, now.Host, now.Epoch, now.Seq)
+		}
+		e.log.Debug("publish fence, retrying", "shard", shard, "epoch", epoch, "error", err)
+		if perr := pause(ctx); perr != nil {
+			return Fence{}, Fence{}, fmt.Errorf("publish fence at epoch %d: %w (last error: %v)", epoch, perr, err)
 		}
 	}
+}
+
+// Settling after the fence. Appends of the previous owner that were in
+// flight when the fence landed may still be stored after it (never
+// acknowledged, skipped by replay). Appends of ours that raced them could
+// interleave with them out of order, so the log starts after them: it
+// waits until the stream's end stops moving (not at all when the previous
+// owner is dead, the usual takeover).
+const (
+	settlePoll = 50 * time.Millisecond
+	settleMax  = 2 * time.Second
+)
+
+// settle returns the sequence the new log's first append follows.
+func (e *Engine) settle(ctx context.Context, stream string, fence uint64) (uint64, error) {
+	last, err := e.lastSeq(ctx, stream)
+	if err != nil || last <= fence {
+		return max(last, fence), err
+	}
+	deadline := time.Now().Add(settleMax)
+	for time.Now().Before(deadline) {
+		t := time.NewTimer(settlePoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0, ctx.Err()
+		case <-t.C:
+		}
+		now, err := e.lastSeq(ctx, stream)
+		if err != nil {
+			return 0, err
+		}
+		if now == last {
+			break
+		}
+		last = now
+	}
+	e.log.Debug("previous owner's appends landed after the fence", "stream", stream, "fence_seq", fence, "last_seq", last)
+	return last, nil
 }
 
 // lastSeq is the stream's last sequence, from the stream leader.

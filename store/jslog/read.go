@@ -21,10 +21,16 @@ func (e *Engine) ReadShard(ctx context.Context, shard int, fn func(m Message) er
 	if last == 0 {
 		return nil
 	}
+	var fence uint64
 	return e.readRange(ctx, stream, 1, last, func(m storedMsg) error {
 		dm, err := decodeMessage(m.Seq, m.Subject, m.Header, m.Data, true)
 		if err != nil {
 			return err
+		}
+		if dm.Kind == KindOwn {
+			fence = dm.Epoch
+		} else {
+			dm.Stale = dm.Epoch < fence
 		}
 		return fn(dm)
 	})

@@ -15,7 +15,9 @@ import (
 // came before it (including records a concurrent purge may have half
 // removed) no longer counts. A snapshot cut short (any other message
 // before its end: the writer died or was fenced in the middle) is
-// discarded, and the state it would have replaced goes on.
+// discarded, and the state it would have replaced goes on. Messages of an
+// epoch older than the fence before them are skipped: a fenced owner's
+// appends that were in flight when the fence landed (never acknowledged).
 type replayer struct {
 	jobs    *store.Jobs
 	snap    *store.Jobs // the snapshot being read, nil outside one
@@ -26,8 +28,9 @@ type replayer struct {
 	snapB   int64       // payload bytes of the open snapshot
 	lastSeq uint64
 	fence   Fence // the last fence read
-	// incomplete counts snapshots discarded.
-	incomplete int
+	// incomplete counts snapshots discarded, stale the messages of a
+	// fenced owner after its fence.
+	incomplete, stale int
 }
 
 func newReplayer(jobs *store.Jobs) *replayer { return &replayer{jobs: jobs} }
@@ -42,6 +45,12 @@ func (r *replayer) apply(seq uint64, subject string, h nats.Header, data []byte)
 		return err
 	}
 	r.lastSeq = seq
+	if m.Kind != KindOwn && m.Epoch < r.fence.Epoch {
+		// Written by an owner already fenced, after its fence: never
+		// acknowledged (see ShardLog), not part of the shard.
+		r.stale++
+		return nil
+	}
 	chunk := m.Kind == KindSnap || m.Kind == KindSnapEnd
 	if r.snap != nil && (!chunk || m.Snap != r.begin) {
 		r.dropSnapshot()

@@ -53,6 +53,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		"complete_snapshot":   {0, 1, 2, 0, 3, 3, 4, 3, 0, 5},
 		"incomplete_snapshot": {0, 1, 2, 0, 3, 3, 1, 0, 0, 5},
 		"fences":              {1, 0, 0, 1, 1, 0, 0, 2},
+		"stale_after_fence":   {1, 0x10, 0, 0x01, 0, 0x13, 2, 0x02, 3, 0x14, 4, 0x13},
 	} {
 		writeSeed(t, "FuzzReplayer", name, fmt.Sprintf("[]byte(%q)\n", script))
 	}

@@ -1,7 +1,6 @@
 package jslog
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -17,14 +16,25 @@ import (
 
 // ShardLog is a shard's log on its stream (store.ShardLog). Write packs a
 // batch's records into one message (more above maxMsgBytes) and publishes
-// it asynchronously with Expected-Last-Sequence = the sequence before it
-// (the log is the only writer, so it knows every next sequence, and many
-// messages are in flight at once) and a Msg-Id. Sync waits until every
-// message written before it is acknowledged, which JetStream does once a
-// quorum of the replicas has stored it. A message the server refused
-// because its expected sequence was wrong means another writer fenced the
-// stream: the log fails for good with an error wrapping ErrFenced, and
-// nothing after the fence is ever acknowledged.
+// it asynchronously with a Msg-Id and Nats-Expected-Last-Sequence = the
+// sequence before it: the log is the only writer, so it knows the next
+// sequences, and many messages are in flight at once. Sync waits until
+// every message written before it is acknowledged, in order, which
+// JetStream does once a quorum of the replicas has stored it.
+//
+// Fencing. Another opener's fence record takes the sequence one of this
+// log's in-flight appends expected, and the server refuses that append.
+// Sync confirms in order, so it stops there: nothing at or after the
+// fence is acknowledged, and the log finds the fence in the stream
+// (recover.go) and fails for good with an error wrapping ErrFenced.
+// (Appends already in flight that expected the sequences after the fence
+// may still be stored: a sequence check cannot tell whose message holds a
+// sequence. They are never acknowledged, they carry the old epoch, and
+// replay skips records of an epoch older than the fence before them.
+// The server's other checks cannot close this: an expected last Msg-Id is
+// only checked as a message is applied, where a mismatch wedges a
+// replicated stream, and an expected subject sequence allows one message
+// in flight per subject, which would end pipelining.)
 type ShardLog struct {
 	e       *Engine
 	shard   int
@@ -41,9 +51,12 @@ type ShardLog struct {
 
 	mu   sync.Mutex
 	cond *sync.Cond // on mu: the compaction gate opened, or the log closed/failed
-	last uint64     // sequence of the last message published
+	last uint64     // sequence the last message published is expected at
+	n    uint64     // messages published, for their Msg-Ids
+	// confirmed is the sequence of the last message known to be stored.
+	confirmed uint64
 	// inflight are published messages not yet known to be stored, in
-	// sequence order.
+	// order.
 	inflight []*outMsg
 	err      error // sticky failure
 	closed   bool
@@ -61,7 +74,8 @@ var _ store.ShardLog = (*ShardLog)(nil)
 // outMsg is a published message awaiting its ack; fut is nil when it
 // could not even be sent (Sync sends it).
 type outMsg struct {
-	seq uint64
+	n   uint64 // the log's n-th message
+	seq uint64 // the sequence it expects to be stored at
 	msg *nats.Msg
 	fut jetstream.PubAckFuture
 }
@@ -77,7 +91,7 @@ const recoverTimeout = 30 * time.Second
 
 func newShardLog(e *Engine, shard int, writer string, epoch, fence uint64, size int64) *ShardLog {
 	l := &ShardLog{e: e, shard: shard, stream: StreamName(e.cfg.Cluster, shard), recSubj: RecSubject(e.cfg.Cluster, shard),
-		epoch: epoch, host: e.cfg.Host, writer: writer, last: fence, fence: fence}
+		epoch: epoch, host: e.cfg.Host, writer: writer, last: fence, confirmed: fence, fence: fence}
 	l.cond = sync.NewCond(&l.mu)
 	l.size.Store(size)
 	return l
@@ -155,25 +169,33 @@ func (l *ShardLog) usableLocked() error {
 	return l.err
 }
 
-// publishLocked publishes the next message asynchronously and returns its
-// sequence. snap is the Tock-Snap header (0: none).
+// publishLocked publishes the next message asynchronously and returns
+// the sequence it expects. snap is the Tock-Snap header (0: none).
 func (l *ShardLog) publishLocked(kind string, data []byte, snap uint64) uint64 {
+	l.n++
 	seq := l.last + 1
-	m := newMsg(l.recSubj, kind, l.host, l.writer, l.epoch, seq, data)
+	m := newMsg(l.recSubj, kind, l.host, l.epoch, msgID(l.writer, l.epoch, l.n), data)
 	if snap != 0 {
 		m.Header.Set(hdrSnap, strconv.FormatUint(snap, 10))
 	}
-	o := &outMsg{seq: seq, msg: m}
-	fut, err := l.e.js.PublishMsgAsync(copyMsg(m), jetstream.WithStallWait(stallWait))
-	if err == nil {
-		o.fut = fut
-	} else {
-		l.e.log.Debug("async publish deferred to sync", "shard", l.shard, "seq", seq, "error", err)
-	}
+	o := &outMsg{n: l.n, seq: seq, msg: m}
+	l.send(o)
 	l.inflight = append(l.inflight, o)
 	l.last = seq
 	l.msgs.Add(1)
 	return seq
+}
+
+// send publishes o asynchronously, expecting the sequence before o.seq. A
+// message that cannot be sent now is left to Sync (fut nil).
+func (l *ShardLog) send(o *outMsg) {
+	o.msg.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(o.seq-1, 10))
+	fut, err := l.e.js.PublishMsgAsync(copyMsg(o.msg), jetstream.WithStallWait(stallWait))
+	if err != nil {
+		l.e.log.Debug("async publish deferred to sync", "shard", l.shard, "seq", o.seq, "error", err)
+		fut = nil
+	}
+	o.fut = fut
 }
 
 // copyMsg is m with its own header map: nats.go may add to the headers of
@@ -188,11 +210,10 @@ func copyMsg(m *nats.Msg) *nats.Msg {
 }
 
 // Sync returns once every message written before it is stored by a
-// quorum. A message that failed or timed out is re-sent, in order, with
-// its Msg-Id and expected sequence: one the server did store comes back as
-// a duplicate, one it did not is stored now, and one refused for a wrong
-// last sequence means a fence (the log fails with ErrFenced). While it
-// re-sends, Writes wait.
+// quorum. If one was not acknowledged (refused, timed out, not sent), the
+// log finds out what the stream holds and sends the rest again
+// (recover.go), or fails: with ErrFenced if another host fenced the
+// shard. While it recovers, Writes wait.
 func (l *ShardLog) Sync() error {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
@@ -204,7 +225,7 @@ func (l *ShardLog) Sync() error {
 	list := append([]*outMsg(nil), l.inflight...)
 	l.mu.Unlock()
 
-	var confirmed uint64
+	confirmed := 0
 	var failure error
 	for _, o := range list {
 		if o.fut == nil {
@@ -214,63 +235,31 @@ func (l *ShardLog) Sync() error {
 		select {
 		case ack := <-o.fut.Ok():
 			if ack.Sequence != o.seq {
-				return l.fail(fmt.Errorf("shard %d: message %d stored at sequence %d", l.shard, o.seq, ack.Sequence))
+				failure = fmt.Errorf("message %d stored at sequence %d", o.seq, ack.Sequence)
 			}
-			confirmed = o.seq
 		case err := <-o.fut.Err():
 			failure = err
 		}
 		if failure != nil {
 			break
 		}
+		confirmed++
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.dropConfirmedLocked(confirmed)
+	if confirmed > 0 {
+		l.confirmed = l.inflight[confirmed-1].seq
+		l.inflight = l.inflight[confirmed:]
+	}
 	if failure == nil {
 		return nil
 	}
 	if err := l.usableLocked(); err != nil {
 		return fmt.Errorf("sync shard %d: %w", l.shard, err)
 	}
-	l.e.log.Warn("shard stream append not acknowledged, sending again", "shard", l.shard, "seq", confirmed+1, "error", failure)
-	if err := l.resendLocked(); err != nil {
+	l.e.log.Warn("shard stream append not acknowledged, recovering", "shard", l.shard, "seq", l.inflight[0].seq, "error", failure)
+	if err := l.recoverLocked(); err != nil {
 		return fmt.Errorf("sync shard %d: %w", l.shard, err)
-	}
-	return nil
-}
-
-func (l *ShardLog) dropConfirmedLocked(confirmed uint64) {
-	i := 0
-	for i < len(l.inflight) && l.inflight[i].seq <= confirmed {
-		i++
-	}
-	l.inflight = l.inflight[i:]
-}
-
-// resendLocked publishes every unconfirmed message again, one at a time,
-// until each is stored, the stream refuses one (fenced), or
-// recoverTimeout passes; the last two fail the log.
-func (l *ShardLog) resendLocked() error {
-	ctx, cancel := context.WithTimeout(context.Background(), recoverTimeout)
-	defer cancel()
-	for len(l.inflight) > 0 {
-		o := l.inflight[0]
-		pctx, pcancel := context.WithTimeout(ctx, asyncAckTimeout)
-		ack, err := l.e.js.PublishMsg(pctx, copyMsg(o.msg))
-		pcancel()
-		switch {
-		case err == nil && ack.Sequence != o.seq:
-			return l.failLocked(fmt.Errorf("shard %d: message %d stored at sequence %d", l.shard, o.seq, ack.Sequence))
-		case err == nil:
-			l.inflight = l.inflight[1:]
-			continue
-		case isCASError(err):
-			return l.failLocked(fmt.Errorf("shard %d at epoch %d: %w: the stream has a message at %d from another writer (%v)", l.shard, l.epoch, ErrFenced, o.seq, err))
-		}
-		if perr := pause(ctx); perr != nil {
-			return l.failLocked(fmt.Errorf("shard %d: message %d not acknowledged within %v: %w", l.shard, o.seq, recoverTimeout, err))
-		}
 	}
 	return nil
 }
