@@ -93,6 +93,17 @@ func (e *Engine) OpenShard(ctx context.Context, shard int, hint uint64, jobs *st
 	if err != nil {
 		return nil, opened, fmt.Errorf("open shard %d (stream %s): %w", shard, stream, err)
 	}
+	// The log's appends start after start, and replay skips records of an
+	// epoch older than the fence before them: had another opener fenced
+	// the shard after us (while we replayed or settled), appends after its
+	// fence would be stored, acknowledged and then skipped. So our fence
+	// must still be the last one up to start; a fence after start takes
+	// the slot our first append expects, which the server refuses.
+	if now, id, _, err := e.lastFenceID(ctx, shard); err != nil {
+		return nil, opened, fmt.Errorf("open shard %d (stream %s): %w", shard, stream, err)
+	} else if id != fenceID(writer, fence.Epoch) || now.Seq != fence.Seq {
+		return nil, opened, fmt.Errorf("open shard %d (stream %s): %w: host %q fenced it at epoch %d (seq %d) while this host opened it at epoch %d", shard, stream, ErrFenced, now.Host, now.Epoch, now.Seq, fence.Epoch)
+	}
 	l := newShardLog(e, shard, writer, fence.Epoch, fence.Seq, r.bytes)
 	l.last, l.confirmed = start, start
 	*jobs = *r.jobs
