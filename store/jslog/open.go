@@ -67,9 +67,23 @@ type Opened struct {
 // Transient errors (no stream leader during an election) are retried
 // until ctx ends.
 func (e *Engine) OpenShard(ctx context.Context, shard int, hint uint64, jobs *store.Jobs) (*ShardLog, Opened, error) {
+	return e.openShard(ctx, shard, hint, nil, jobs)
+}
+
+// ReopenShard opens shard again after this host's log of it failed (not
+// fenced: a timeout, a lost connection), at an epoch above mine's, only if
+// mine is still the shard's last fence: otherwise another host has taken
+// it, and fencing again would take it back from that host, so it fails
+// with ErrFenced. The check and the new fence are one compare-and-set on
+// the fence subject, so a takeover landing in between is never fenced out.
+func (e *Engine) ReopenShard(ctx context.Context, shard int, mine Fence, jobs *store.Jobs) (*ShardLog, Opened, error) {
+	return e.openShard(ctx, shard, mine.Epoch+1, &mine, jobs)
+}
+
+func (e *Engine) openShard(ctx context.Context, shard int, hint uint64, mine *Fence, jobs *store.Jobs) (*ShardLog, Opened, error) {
 	stream := StreamName(e.cfg.Cluster, shard)
 	writer := newWriter(e.cfg.Host)
-	fence, prev, err := e.fence(ctx, shard, hint, writer)
+	fence, prev, err := e.fence(ctx, shard, hint, mine, writer)
 	if err != nil {
 		return nil, Opened{}, fmt.Errorf("open shard %d (stream %s): %w", shard, stream, err)
 	}
@@ -128,7 +142,8 @@ func fenceID(writer string, epoch uint64) string {
 	return writer + ":" + strconv.FormatUint(epoch, 10) + ":own"
 }
 
-// fence publishes our fence record and returns it with the one before.
+// fence publishes our fence record and returns it with the one before;
+// with mine, only if the one before is mine.
 // The fence expects the fence subject's last sequence to be the previous
 // fence's, so of two openers racing only one gets its fence in and no
 // epoch is fenced twice. It does not expect the stream's last sequence:
@@ -138,10 +153,15 @@ func fenceID(writer string, epoch uint64) string {
 // refused, so that owner acknowledges nothing from there on (ShardLog),
 // and whatever of its in-flight appends still lands after the fence is of
 // an older epoch: replay skips it.
-func (e *Engine) fence(ctx context.Context, shard int, hint uint64, writer string) (Fence, Fence, error) {
+func (e *Engine) fence(ctx context.Context, shard int, hint uint64, mine *Fence, writer string) (Fence, Fence, error) {
 	prev, _, err := e.LastFence(ctx, shard)
 	if err != nil {
 		return Fence{}, Fence{}, err
+	}
+	if mine != nil && prev != *mine {
+		// The CAS below expects prev.Seq: only this check's prev can be
+		// fenced over.
+		return Fence{}, Fence{}, fmt.Errorf("%w: host %q fenced it at epoch %d (seq %d) after this host's fence at epoch %d (seq %d)", ErrFenced, prev.Host, prev.Epoch, prev.Seq, mine.Epoch, mine.Seq)
 	}
 	epoch := max(hint, prev.Epoch+1)
 	m := newMsg(OwnSubject(e.cfg.Cluster, shard), KindOwn, e.cfg.Host, epoch, fenceID(writer, epoch), encodeFence(fenceRecord{Epoch: epoch, Host: e.cfg.Host}))
