@@ -84,4 +84,3 @@ func raceReopen(t *testing.T, c *natstest.Cluster, reopen reopenFn) {
 		}
 	}
 }
-
