@@ -127,6 +127,9 @@ func (l *ShardLog) Write(recs []store.Record) error {
 	if err != nil {
 		return fmt.Errorf("write shard %d: %w", l.shard, err)
 	}
+	if err := l.fits(chunks); err != nil {
+		return fmt.Errorf("write shard %d: %w", l.shard, err)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for l.gate && l.usableLocked() == nil {
@@ -140,6 +143,28 @@ func (l *ShardLog) Write(recs []store.Record) error {
 	}
 	l.size.Add(int64(n))
 	l.recs.Add(uint64(len(recs)))
+	return nil
+}
+
+// headerRoom is what a message's headers may take besides its payload
+// (kind, epoch, host, Msg-Id, expected sequence, snapshot: well under it).
+const headerRoom = 4 << 10
+
+// fits refuses a message that the servers would never take: a record
+// larger than max_payload (1 MiB by default, below store.MaxPayload) gets
+// a message of its own, which could only be retried until the log fails,
+// every Write of the shard waiting meanwhile. Refused up front, it fails
+// its batch as an invalid record and the log goes on.
+func (l *ShardLog) fits(chunks [][]byte) error {
+	limit := int64(1 << 20) // nats-server's default, until connected
+	if mp := l.e.nc.MaxPayload(); mp > 0 {
+		limit = mp
+	}
+	for _, c := range chunks {
+		if int64(len(c))+headerRoom > limit {
+			return fmt.Errorf("%w: a %d-byte record does not fit a NATS message (max_payload %d)", store.ErrInvalidRecord, len(c), limit)
+		}
+	}
 	return nil
 }
 
