@@ -101,6 +101,12 @@ func (e *Engine) openShard(ctx context.Context, shard int, hint uint64, mine *Fe
 	if r.lastSeq != fence.Seq {
 		return nil, opened, fmt.Errorf("open shard %d (stream %s): replay ended at %d, before the fence at %d", shard, stream, r.lastSeq, fence.Seq)
 	}
+	// The message the replay read at the fence's sequence must be our
+	// fence: a replica answering with anything else there (a stale tail
+	// it has not yet cut back) served a history the stream does not have.
+	if r.fence != (Fence{Epoch: fence.Epoch, Host: e.cfg.Host, Seq: fence.Seq}) {
+		return nil, opened, fmt.Errorf("open shard %d (stream %s): %w: the replay read fence %+v at our fence's sequence %d (epoch %d)", shard, stream, ErrBadMessage, r.fence, fence.Seq, fence.Epoch)
+	}
 	opened.Records = r.records
 	start, err := e.settle(ctx, stream, fence.Seq)
 	if err != nil {
