@@ -35,6 +35,26 @@ func streamLeader(t *testing.T, c *natstest.Cluster, e *Engine, shard int) int {
 // any Sync acknowledged — each once, in order (a record written later for
 // the same job wins).
 func TestLeaderKilledMidPipeline(t *testing.T) {
+	killMidPipeline(t, func(c *natstest.Cluster, e *Engine) int { return streamLeader(t, c, e, 0) })
+}
+
+// TestConnectionDroppedMidPipeline: the same with the node the owner is
+// connected to killed (leader or not): the connection drops with appends
+// in flight and reconnects to another node mid-batch.
+func TestConnectionDroppedMidPipeline(t *testing.T) {
+	killMidPipeline(t, func(c *natstest.Cluster, e *Engine) int {
+		name := e.nc.ConnectedServerName()
+		for i, n := range c.Nodes {
+			if n.Name == name {
+				return i
+			}
+		}
+		t.Fatalf("connected to %q, not a node", name)
+		return -1
+	})
+}
+
+func killMidPipeline(t *testing.T, victim func(*natstest.Cluster, *Engine) int) {
 	c := natstest.Start(t, 3)
 	cl := clusterName(t)
 	e1 := engine(t, c, cl, "h1")
@@ -44,7 +64,7 @@ func TestLeaderKilledMidPipeline(t *testing.T) {
 	l1, _, _ := open(t, e1, 0, 1)
 	load := startLoad(l1, "job")
 	load.waitSyncs(t, 50)
-	leader := streamLeader(t, c, e1, 0)
+	leader := victim(c, e1)
 	c.Kill(leader)
 	before := load.syncs()
 	load.waitSyncs(t, before+50) // acknowledging again after the election
