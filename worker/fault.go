@@ -25,6 +25,9 @@ const shardRetry = 2 * time.Second
 type failedShard struct {
 	at    time.Time // of the failure or the last failed reopen
 	epoch uint64
+	// fenceSeq is the failed log's fence record (jetstream; 0: none, the
+	// shard was never opened here).
+	fenceSeq uint64
 	// parked are results of executions that ran while the shard was down;
 	// they are recorded once it is reopened.
 	parked []runner.Result
@@ -61,7 +64,7 @@ func (w *Worker) failShard(sh *shard, cause error) {
 		w.fenced[n] = true
 		return
 	}
-	w.failed[n] = &failedShard{at: time.Now(), epoch: sh.epoch}
+	w.failed[n] = &failedShard{at: time.Now(), epoch: sh.epoch, fenceSeq: sh.fenceSeq}
 }
 
 // failSynced handles a sync failure reported by the committer.
@@ -100,7 +103,7 @@ func (w *Worker) reopen(n int, f *failedShard, now time.Time) {
 	for id, exec := range w.awaiting[n] {
 		running[id] = exec
 	}
-	sh, err := w.open(n, f.epoch, running, nil, true)
+	sh, err := w.open(n, f.epoch, running, nil, f)
 	if err != nil && w.jetStreamMode() && errors.Is(err, store.ErrFenced) {
 		w.log.Warn("failed shard was taken by another host; not reopened", "shard", n, "error", err)
 		w.shardErrors[n] = err.Error()

@@ -59,21 +59,23 @@ func (w *Worker) closeJetStream() {
 }
 
 // openStreamShard opens shard n from its stream with epoch hint. A reopen
-// after a failure first checks that the last fence is still this host's
-// at that epoch: if another host fenced the shard meanwhile, it is not
-// taken back (ErrFenced).
-func (w *Worker) openStreamShard(n int, hint uint64, running map[string]int64, reopen bool) (*shard, error) {
+// after a failure (reopen) fences again only if the failed log's fence is
+// still the last one (jslog.ReopenShard, one compare-and-set): if another
+// host fenced the shard meanwhile, even just before, it is not taken back
+// (ErrFenced). A shard whose open failed before it was fenced here checks
+// that no other host opened it since.
+func (w *Worker) openStreamShard(n int, hint uint64, running map[string]int64, reopen *failedShard) (*shard, error) {
 	e, err := w.jetStream()
 	if err != nil {
 		return nil, fmt.Errorf("open shard %d: %w", n, err)
 	}
 	timeout := jetStreamOpenTimeout
-	if reopen {
+	if reopen != nil {
 		timeout = jetStreamReopenTimeout
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if reopen {
+	if reopen != nil && reopen.fenceSeq == 0 {
 		f, ok, err := e.LastFence(ctx, n)
 		if err != nil {
 			return nil, fmt.Errorf("open shard %d: %w", n, err)
@@ -83,11 +85,18 @@ func (w *Worker) openStreamShard(n int, hint uint64, running map[string]int64, r
 		}
 	}
 	sh := &shard{id: n, jobs: store.NewJobs(), compaction: "idle", lastCompact: time.Now(), openedAt: time.Now().UnixNano()}
-	l, opened, err := e.OpenShard(ctx, n, hint, sh.jobs)
+	var l *jslog.ShardLog
+	var opened jslog.Opened
+	if reopen != nil && reopen.fenceSeq != 0 {
+		mine := jslog.Fence{Epoch: reopen.epoch, Host: e.Config().Host, Seq: reopen.fenceSeq}
+		l, opened, err = e.ReopenShard(ctx, n, mine, sh.jobs)
+	} else {
+		l, opened, err = e.OpenShard(ctx, n, hint, sh.jobs)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open shard %d: %w", n, err)
 	}
-	sh.log, sh.epoch = l, opened.Epoch
+	sh.log, sh.epoch, sh.fenceSeq = l, opened.Epoch, opened.FenceSeq
 	if w.opts.wrapLog != nil {
 		sh.log = w.opts.wrapLog(n, sh.log)
 	}

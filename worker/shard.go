@@ -32,6 +32,10 @@ type shard struct {
 	// write error (fault.go).
 	epoch   uint64
 	lastErr error
+	// fenceSeq is the stream sequence of the shard's fence record
+	// (persistence = "jetstream"; 0 otherwise): a reopen after a failure
+	// fences again only over that one (jslog.ReopenShard).
+	fenceSeq uint64
 	// openedAt is when this worker opened the shard (wall clock, ns): a
 	// job whose last run started since was planned or triggered at open.
 	openedAt int64
@@ -121,7 +125,7 @@ func replanTriggered(sh *shard, running map[string]int64) int {
 
 // open opens shard n the way the persistence setting says: from its
 // JetStream stream (jetstream.go), or with openShard (file, memory).
-func (w *Worker) open(n int, epoch uint64, running map[string]int64, pre *staged, reopen bool) (*shard, error) {
+func (w *Worker) open(n int, epoch uint64, running map[string]int64, pre *staged, reopen *failedShard) (*shard, error) {
 	if w.jetStreamMode() {
 		return w.openStreamShard(n, epoch, running, reopen)
 	}

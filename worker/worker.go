@@ -365,7 +365,7 @@ func (w *Worker) acquire(a ipc.Acquire) {
 			}
 			continue
 		}
-		sh, err := w.open(n, a.Epoch, byShard[n], w.takeStaged(n), false)
+		sh, err := w.open(n, a.Epoch, byShard[n], w.takeStaged(n), nil)
 		if err != nil {
 			w.log.Error("cannot open shard", "shard", n, "error", err)
 			w.shardErrors[n] = err.Error()

@@ -71,7 +71,10 @@ func (l *ShardLog) enqueueSnapshot(snapshot []store.Record) (uint64, error) {
 	n := 0
 	if len(snapshot) > 0 {
 		var err error
-		if chunks, n, err = pack(snapshot); err != nil {
+		if chunks, n, err = pack(snapshot); err == nil {
+			err = l.fits(chunks)
+		}
+		if err != nil {
 			l.mu.Lock()
 			l.gate = false
 			l.cond.Broadcast()

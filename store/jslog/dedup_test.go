@@ -62,7 +62,7 @@ func TestMsgIDDedup(t *testing.T) {
 	// 3. Never sent: Sync sends it.
 	l.mu.Lock()
 	l.n++
-	o := &outMsg{n: l.n, seq: l.last + 1, msg: newMsg(l.recSubj, KindRec, l.host, l.epoch, msgID(l.host, l.epoch, l.n), must(store.AppendFrames(nil, batch(5))))}
+	o := &outMsg{n: l.n, seq: l.last + 1, msg: newMsg(l.recSubj, KindRec, l.host, l.epoch, msgID(l.writer, l.epoch, l.n), must(store.AppendFrames(nil, batch(5))))}
 	l.inflight = append(l.inflight, o)
 	l.last = o.seq
 	l.mu.Unlock()

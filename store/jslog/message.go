@@ -1,6 +1,8 @@
 package jslog
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -55,12 +57,27 @@ type fenceRecord struct {
 	Host  string `json:"host"`
 }
 
-// msgID is the Nats-Msg-Id of a log's n-th message: host, epoch and n
-// (and ":r<round>" when recovery sends it again). The host is in it so two
-// hosts at the same epoch never have one's publish taken for a duplicate
-// of the other's.
-func msgID(host string, epoch, n uint64) string {
-	return host + ":" + strconv.FormatUint(epoch, 10) + ":" + strconv.FormatUint(n, 10)
+// msgID is the Nats-Msg-Id of a log's n-th message: the writer (host name
+// and the opener's token, newWriter), epoch and n (and ":r<round>" when
+// recovery sends it again). The host alone is not enough: two openers
+// with one host name (two workers of a host during a handoff, two
+// machines left with the same default host name) racing for a shard pick
+// the same epoch, and the stream's dedup, checked before any expected
+// sequence, would answer the loser's fence and appends with the winner's
+// acks, as duplicates: acknowledged, never stored. With the token the
+// loser's publishes are new messages, refused by the sequence checks.
+func msgID(writer string, epoch, n uint64) string {
+	return writer + ":" + strconv.FormatUint(epoch, 10) + ":" + strconv.FormatUint(n, 10)
+}
+
+// newWriter is the Msg-Id prefix of one opener of a shard: its host name
+// and 64 random bits, so no two openers ever share Msg-Ids.
+func newWriter(host string) string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err)) // cannot fail on Linux
+	}
+	return host + "#" + hex.EncodeToString(b[:])
 }
 
 // newMsg builds a message with every header and its Msg-Id.

@@ -27,15 +27,22 @@ type Fence struct {
 // LastFence is shard's last fence record as the stream leader has it; ok
 // is false if the shard was never opened.
 func (e *Engine) LastFence(ctx context.Context, shard int) (Fence, bool, error) {
+	f, _, ok, err := e.lastFenceID(ctx, shard)
+	return f, ok, err
+}
+
+// lastFenceID is LastFence with the fence record's Msg-Id, which tells
+// this opener's fence from another one's of the same host and epoch.
+func (e *Engine) lastFenceID(ctx context.Context, shard int) (Fence, string, bool, error) {
 	m, ok, err := e.leaderLast(ctx, StreamName(e.cfg.Cluster, shard), OwnSubject(e.cfg.Cluster, shard))
 	if err != nil || !ok {
-		return Fence{}, false, err
+		return Fence{}, "", false, err
 	}
 	dm, err := decodeMessage(m.Seq, m.Subject, m.Header, m.Data, false)
 	if err != nil {
-		return Fence{}, false, err
+		return Fence{}, "", false, err
 	}
-	return Fence{Epoch: dm.Epoch, Host: dm.Host, Seq: dm.Seq}, true, nil
+	return Fence{Epoch: dm.Epoch, Host: dm.Host, Seq: dm.Seq}, m.Header.Get(jetstream.MsgIDHeader), true, nil
 }
 
 // Opened is what OpenShard did.
@@ -54,16 +61,36 @@ type Opened struct {
 // ErrFenced (one of two racing openers wins). Then it replays every
 // message up to the fence into jobs (by batched direct get) and returns
 // the log whose appends follow the fence (and any leftovers of the
-// earlier owner: settle). Transient errors (no stream leader during an
+// earlier owner: settle). jobs is replaced by the replayed state; an
+// open that fails (a bad message, a newer fence) leaves it as it was.
+// Transient errors (no stream leader during an
 // election) are retried until ctx ends.
 func (e *Engine) OpenShard(ctx context.Context, shard int, hint uint64, jobs *store.Jobs) (*ShardLog, Opened, error) {
+	return e.openShard(ctx, shard, hint, nil, jobs)
+}
+
+// ReopenShard opens shard again after this host's log of it failed (not
+// fenced: a timeout, a lost connection), at an epoch above mine's, only if
+// mine is still the shard's last fence: otherwise another host has taken
+// it, and fencing again would take it back from that host, so it fails
+// with ErrFenced. The check and the new fence are one compare-and-set on
+// the fence subject, so a takeover landing in between is never fenced out.
+func (e *Engine) ReopenShard(ctx context.Context, shard int, mine Fence, jobs *store.Jobs) (*ShardLog, Opened, error) {
+	return e.openShard(ctx, shard, mine.Epoch+1, &mine, jobs)
+}
+
+func (e *Engine) openShard(ctx context.Context, shard int, hint uint64, mine *Fence, jobs *store.Jobs) (*ShardLog, Opened, error) {
 	stream := StreamName(e.cfg.Cluster, shard)
-	fence, prev, err := e.fence(ctx, shard, hint)
+	writer := newWriter(e.cfg.Host)
+	fence, prev, err := e.fence(ctx, shard, hint, mine, writer)
 	if err != nil {
 		return nil, Opened{}, fmt.Errorf("open shard %d (stream %s): %w", shard, stream, err)
 	}
 	opened := Opened{Epoch: fence.Epoch, FenceSeq: fence.Seq, Previous: prev}
-	r := newReplayer(jobs)
+	// Replayed into a store of its own, which becomes jobs only once the
+	// replay reached the fence: a bad message half way must not leave
+	// half a shard in the caller's store.
+	r := newReplayer(store.NewJobs())
 	err = e.readRange(ctx, stream, 1, fence.Seq, func(m storedMsg) error {
 		opened.Messages++
 		return r.apply(m.Seq, m.Subject, m.Header, m.Data)
@@ -74,13 +101,31 @@ func (e *Engine) OpenShard(ctx context.Context, shard int, hint uint64, jobs *st
 	if r.lastSeq != fence.Seq {
 		return nil, opened, fmt.Errorf("open shard %d (stream %s): replay ended at %d, before the fence at %d", shard, stream, r.lastSeq, fence.Seq)
 	}
+	// The message the replay read at the fence's sequence must be our
+	// fence: a replica answering with anything else there (a stale tail
+	// it has not yet cut back) served a history the stream does not have.
+	if r.fence != (Fence{Epoch: fence.Epoch, Host: e.cfg.Host, Seq: fence.Seq}) {
+		return nil, opened, fmt.Errorf("open shard %d (stream %s): %w: the replay read fence %+v at our fence's sequence %d (epoch %d)", shard, stream, ErrBadMessage, r.fence, fence.Seq, fence.Epoch)
+	}
 	opened.Records = r.records
 	start, err := e.settle(ctx, stream, fence.Seq)
 	if err != nil {
 		return nil, opened, fmt.Errorf("open shard %d (stream %s): %w", shard, stream, err)
 	}
-	l := newShardLog(e, shard, fence.Epoch, fence.Seq, r.bytes)
+	// The log's appends start after start, and replay skips records of an
+	// epoch older than the fence before them: had another opener fenced
+	// the shard after us (while we replayed or settled), appends after its
+	// fence would be stored, acknowledged and then skipped. So our fence
+	// must still be the last one up to start; a fence after start takes
+	// the slot our first append expects, which the server refuses.
+	if now, id, _, err := e.lastFenceID(ctx, shard); err != nil {
+		return nil, opened, fmt.Errorf("open shard %d (stream %s): %w", shard, stream, err)
+	} else if id != fenceID(writer, fence.Epoch) || now.Seq != fence.Seq {
+		return nil, opened, fmt.Errorf("open shard %d (stream %s): %w: host %q fenced it at epoch %d (seq %d) while this host opened it at epoch %d", shard, stream, ErrFenced, now.Host, now.Epoch, now.Seq, fence.Epoch)
+	}
+	l := newShardLog(e, shard, writer, fence.Epoch, fence.Seq, r.bytes)
 	l.last, l.confirmed = start, start
+	*jobs = *r.jobs
 	e.log.Debug("shard stream opened", "shard", shard, "epoch", fence.Epoch, "fence_seq", fence.Seq,
 		"previous_epoch", prev.Epoch, "previous_host", prev.Host, "records", r.records, "messages", opened.Messages)
 	return l, opened, nil
@@ -97,12 +142,13 @@ func isCASError(err error) bool {
 	return ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
 }
 
-// fenceID is the Msg-Id of host's fence record at epoch.
-func fenceID(host string, epoch uint64) string {
-	return host + ":" + strconv.FormatUint(epoch, 10) + ":own"
+// fenceID is the Msg-Id of writer's fence record at epoch (newWriter).
+func fenceID(writer string, epoch uint64) string {
+	return writer + ":" + strconv.FormatUint(epoch, 10) + ":own"
 }
 
-// fence publishes our fence record and returns it with the one before.
+// fence publishes our fence record and returns it with the one before;
+// with mine, only if the one before is mine.
 // The fence expects the fence subject's last sequence to be the previous
 // fence's, so of two openers racing only one gets its fence in and no
 // epoch is fenced twice. It does not expect the stream's last sequence:
@@ -112,13 +158,18 @@ func fenceID(host string, epoch uint64) string {
 // refused, so that owner acknowledges nothing from there on (ShardLog),
 // and whatever of its in-flight appends still lands after the fence is of
 // an older epoch: replay skips it.
-func (e *Engine) fence(ctx context.Context, shard int, hint uint64) (Fence, Fence, error) {
+func (e *Engine) fence(ctx context.Context, shard int, hint uint64, mine *Fence, writer string) (Fence, Fence, error) {
 	prev, _, err := e.LastFence(ctx, shard)
 	if err != nil {
 		return Fence{}, Fence{}, err
 	}
+	if mine != nil && prev != *mine {
+		// The CAS below expects prev.Seq: only this check's prev can be
+		// fenced over.
+		return Fence{}, Fence{}, fmt.Errorf("%w: host %q fenced it at epoch %d (seq %d) after this host's fence at epoch %d (seq %d)", ErrFenced, prev.Host, prev.Epoch, prev.Seq, mine.Epoch, mine.Seq)
+	}
 	epoch := max(hint, prev.Epoch+1)
-	m := newMsg(OwnSubject(e.cfg.Cluster, shard), KindOwn, e.cfg.Host, epoch, fenceID(e.cfg.Host, epoch), encodeFence(fenceRecord{Epoch: epoch, Host: e.cfg.Host}))
+	m := newMsg(OwnSubject(e.cfg.Cluster, shard), KindOwn, e.cfg.Host, epoch, fenceID(writer, epoch), encodeFence(fenceRecord{Epoch: epoch, Host: e.cfg.Host}))
 	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(prev.Seq, 10))
 	for {
 		pctx, cancel := context.WithTimeout(ctx, asyncAckTimeout)
@@ -138,8 +189,8 @@ func (e *Engine) fence(ctx context.Context, shard int, hint uint64) (Fence, Fenc
 		// another one is, the last fence says so; if not, publish the same
 		// message again (its Msg-Id makes one still in flight come back
 		// as a duplicate).
-		if now, ok, ferr := e.LastFence(ctx, shard); ferr == nil && ok && now.Seq != prev.Seq {
-			if now.Host == e.cfg.Host && now.Epoch == epoch {
+		if now, id, ok, ferr := e.lastFenceID(ctx, shard); ferr == nil && ok && now.Seq != prev.Seq {
+			if id == fenceID(writer, epoch) { // ours, not another opener's of this host
 				return now, prev, nil
 			}
 			return Fence{}, Fence{}, fmt.Errorf("%w: host %q fenced it at epoch %d (seq %d) while this host opened it", ErrFenced, now.Host, now.Epoch, now.Seq)

@@ -46,7 +46,7 @@ func (e *Engine) ReplayShard(ctx context.Context, shard int, jobs *store.Jobs) (
 	if err != nil {
 		return 0, Fence{}, fmt.Errorf("replay shard %d: %w", shard, err)
 	}
-	r := newReplayer(jobs)
+	r := newReplayer(store.NewJobs()) // jobs only if the whole replay succeeds
 	if last > 0 {
 		if err := e.readRange(ctx, stream, 1, last, func(m storedMsg) error {
 			return r.apply(m.Seq, m.Subject, m.Header, m.Data)
@@ -54,5 +54,6 @@ func (e *Engine) ReplayShard(ctx context.Context, shard int, jobs *store.Jobs) (
 			return 0, Fence{}, fmt.Errorf("replay shard %d: %w", shard, err)
 		}
 	}
+	*jobs = *r.jobs
 	return r.records, r.fence, nil
 }

@@ -51,7 +51,7 @@ func (l *ShardLog) recoverLocked() error {
 // sentN is the log counter in one of this log's Msg-Ids, ok false if the
 // id is not this log's.
 func (l *ShardLog) sentN(id string) (uint64, bool) {
-	prefix := l.host + ":" + strconv.FormatUint(l.epoch, 10) + ":"
+	prefix := l.writer + ":" + strconv.FormatUint(l.epoch, 10) + ":"
 	rest, ok := strings.CutPrefix(id, prefix)
 	if !ok {
 		return 0, false
@@ -73,7 +73,7 @@ func (l *ShardLog) recoverRound(ctx context.Context, round int) error {
 	for _, o := range l.inflight {
 		seq++
 		o.seq = seq
-		o.msg.Header.Set(jetstream.MsgIDHeader, msgID(l.host, l.epoch, o.n)+":r"+strconv.Itoa(round))
+		o.msg.Header.Set(jetstream.MsgIDHeader, msgID(l.writer, l.epoch, o.n)+":r"+strconv.Itoa(round))
 		l.send(o)
 		if o.fut == nil {
 			return fmt.Errorf("send message %d again: not sent", o.n)

@@ -42,6 +42,7 @@ type ShardLog struct {
 	recSubj string
 	epoch   uint64
 	host    string
+	writer  string // Msg-Id prefix of this opener (newWriter)
 
 	size  atomic.Int64 // payload bytes of the state in the stream
 	msgs  atomic.Uint64
@@ -90,9 +91,9 @@ const maxMsgBytes = 256 << 10
 // (30 s), past which a worker that sent no heartbeat is killed.
 const recoverTimeout = 20 * time.Second
 
-func newShardLog(e *Engine, shard int, epoch, fence uint64, size int64) *ShardLog {
+func newShardLog(e *Engine, shard int, writer string, epoch, fence uint64, size int64) *ShardLog {
 	l := &ShardLog{e: e, shard: shard, stream: StreamName(e.cfg.Cluster, shard), recSubj: RecSubject(e.cfg.Cluster, shard),
-		epoch: epoch, host: e.cfg.Host, last: fence, confirmed: fence, fence: fence}
+		epoch: epoch, host: e.cfg.Host, writer: writer, last: fence, confirmed: fence, fence: fence}
 	l.cond = sync.NewCond(&l.mu)
 	l.size.Store(size)
 	return l
@@ -126,6 +127,9 @@ func (l *ShardLog) Write(recs []store.Record) error {
 	if err != nil {
 		return fmt.Errorf("write shard %d: %w", l.shard, err)
 	}
+	if err := l.fits(chunks); err != nil {
+		return fmt.Errorf("write shard %d: %w", l.shard, err)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for l.gate && l.usableLocked() == nil {
@@ -139,6 +143,28 @@ func (l *ShardLog) Write(recs []store.Record) error {
 	}
 	l.size.Add(int64(n))
 	l.recs.Add(uint64(len(recs)))
+	return nil
+}
+
+// headerRoom is what a message's headers may take besides its payload
+// (kind, epoch, host, Msg-Id, expected sequence, snapshot: well under it).
+const headerRoom = 4 << 10
+
+// fits refuses a message that the servers would never take: a record
+// larger than max_payload (1 MiB by default, below store.MaxPayload) gets
+// a message of its own, which could only be retried until the log fails,
+// every Write of the shard waiting meanwhile. Refused up front, it fails
+// its batch as an invalid record and the log goes on.
+func (l *ShardLog) fits(chunks [][]byte) error {
+	limit := int64(1 << 20) // nats-server's default, until connected
+	if mp := l.e.nc.MaxPayload(); mp > 0 {
+		limit = mp
+	}
+	for _, c := range chunks {
+		if int64(len(c))+headerRoom > limit {
+			return fmt.Errorf("%w: a %d-byte record does not fit a NATS message (max_payload %d)", store.ErrInvalidRecord, len(c), limit)
+		}
+	}
 	return nil
 }
 
@@ -175,7 +201,7 @@ func (l *ShardLog) usableLocked() error {
 func (l *ShardLog) publishLocked(kind string, data []byte, snap uint64) uint64 {
 	l.n++
 	seq := l.last + 1
-	m := newMsg(l.recSubj, kind, l.host, l.epoch, msgID(l.host, l.epoch, l.n), data)
+	m := newMsg(l.recSubj, kind, l.host, l.epoch, msgID(l.writer, l.epoch, l.n), data)
 	if snap != 0 {
 		m.Header.Set(hdrSnap, strconv.FormatUint(snap, 10))
 	}
