@@ -107,6 +107,29 @@ func (w *Worker) openStreamShard(n int, hint uint64, running map[string]int64, r
 	return sh, nil
 }
 
+// staleStreamShard reports whether open shard sh is behind its stream: the
+// master acquires it at a higher epoch than sh's (its lease moved on since
+// this worker opened the shard) and the stream's last fence is not sh's.
+// A shard that wrote nothing since another host fenced it has not failed
+// yet, and would serve reads from before that host's writes.
+func (w *Worker) staleStreamShard(sh *shard, epoch uint64) bool {
+	if !w.jetStreamMode() || epoch <= sh.epoch || sh.fenceSeq == 0 {
+		return false
+	}
+	e, err := w.jetStream()
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), jetStreamReopenTimeout)
+	defer cancel()
+	f, ok, err := e.LastFence(ctx, sh.id)
+	if err != nil {
+		w.log.Warn("cannot check the shard's last fence; keeping it open", "shard", sh.id, "error", err)
+		return false
+	}
+	return ok && f.Seq != sh.fenceSeq
+}
+
 // isFenced reports whether a shard failure means another host has it.
 func (w *Worker) isFenced(sh *shard, cause error) bool {
 	if !w.jetStreamMode() {

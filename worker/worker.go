@@ -355,6 +355,21 @@ func (w *Worker) acquire(a ipc.Acquire) {
 	}
 	ready := ipc.Ready{Seq: a.Seq}
 	for _, n := range a.Shards {
+		if sh, ok := w.shards[n]; ok && w.staleStreamShard(sh, a.Epoch) {
+			// Another host owned it since we opened it: what we hold is
+			// not the shard any more. Down as fenced, then opened afresh
+			// below at the master's epoch, what still runs here awaited.
+			w.failShard(sh, fmt.Errorf("acquire at epoch %d: %w: another host opened the shard after this worker's epoch %d", a.Epoch, store.ErrFenced, sh.epoch))
+			if byShard[n] == nil {
+				byShard[n] = map[string]int64{}
+			}
+			for id, exec := range w.running[n] {
+				byShard[n][id] = exec
+			}
+			for id, exec := range w.awaiting[n] {
+				byShard[n][id] = exec
+			}
+		}
 		if sh, ok := w.shards[n]; ok {
 			ready.Shards = append(ready.Shards, n)
 			if w.jetStreamMode() {
