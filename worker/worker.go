@@ -46,13 +46,17 @@ type Worker struct {
 	awaiting map[int]map[string]int64
 
 	commit   *committer
-	inbox    chan ipc.Frame
-	linkErr  atomic.Value // error that ended the reader
+	inbox    chan *frameBatch // from readLoop (inbox.go)
+	spare    chan *frameBatch // handled batches, back to readLoop
+	linkErr  atomic.Value     // error that ended the reader
 	requests atomic.Int64
 
-	batch   []batchReply // replies of the current batch that need a commit
-	touched []*shard     // shards with records in the current batch
-	results []runner.Result
+	batch []batchReply // replies of the current batch that need a commit
+	// handledBatches is handleFrames's list of the batches it handled,
+	// kept to save its allocation.
+	handledBatches []*frameBatch
+	touched        []*shard // shards with records in the current batch
+	results        []runner.Result
 
 	lateness latency
 	metrics  *metrics // for /metrics, sent in heartbeats (metrics.go)
@@ -101,7 +105,7 @@ func run(link *ipc.Link, index, phase int, log hclog.Logger, opts runOptions) er
 		log:  log, link: link, index: index, phase: phase, started: time.Now(),
 		shards: map[int]*shard{}, shardErrors: map[int]string{}, rules: store.NewRules(),
 		running: map[int]map[string]int64{}, awaiting: map[int]map[string]int64{},
-		inbox:  make(chan ipc.Frame, 4096),
+		inbox: make(chan *frameBatch, inboxBatches), spare: make(chan *frameBatch, inboxBatches+1),
 		staged: map[int]staged{}, stagedCh: make(chan []staged, 16), failed: map[int]*failedShard{},
 		fenced: map[int]bool{}, metrics: newMetrics(),
 	}
@@ -170,19 +174,6 @@ func (w *Worker) handshake() (ipc.Welcome, error) {
 	return wel, nil
 }
 
-// readLoop feeds frames to the loop; its end closes inbox.
-func (w *Worker) readLoop() {
-	defer close(w.inbox)
-	for {
-		f, err := w.link.Recv()
-		if err != nil {
-			w.linkErr.Store(err)
-			return
-		}
-		w.inbox <- f
-	}
-}
-
 func (w *Worker) loop() error {
 	tick := time.NewTicker(time.Second / time.Duration(w.set.Framerate))
 	defer tick.Stop()
@@ -196,11 +187,11 @@ func (w *Worker) loop() error {
 	for {
 		w.armWake(wake)
 		select {
-		case f, ok := <-w.inbox:
+		case b, ok := <-w.inbox:
 			if !ok {
 				return w.linkGone()
 			}
-			stop, err := w.handleFrames(f)
+			stop, err := w.handleFrames(b)
 			if stop || err != nil {
 				return err
 			}
@@ -238,20 +229,35 @@ func (w *Worker) linkGone() error {
 	return fmt.Errorf("master link: %w", err)
 }
 
-// handleFrames handles f and every frame already queued behind it as one
-// batch, then writes, commits and replies.
-func (w *Worker) handleFrames(f ipc.Frame) (stop bool, err error) {
-	for n := 0; ; n++ {
-		if stop, err = w.handleFrame(f); stop || err != nil {
-			w.endBatch()
-			return stop, err
+// maxBatchFrames bounds the frames handled before one endBatch, so a
+// flood of requests still gets its replies out and the loop its timers.
+const maxBatchFrames = 4096
+
+// handleFrames handles the frames of b and of every batch already queued
+// behind it as one batch, then writes, commits and replies.
+func (w *Worker) handleFrames(b *frameBatch) (stop bool, err error) {
+	handled := w.handledBatches[:0]
+	defer func() {
+		w.endBatch()
+		for i, hb := range handled {
+			w.recycle(hb)
+			handled[i] = nil
 		}
-		if n >= 4096 {
-			break
+		w.handledBatches = handled[:0]
+	}()
+	for n := 0; ; {
+		handled = append(handled, b)
+		for _, f := range b.frames {
+			if stop, err = w.handleFrame(f); stop || err != nil {
+				return stop, err
+			}
+		}
+		if n += len(b.frames); n >= maxBatchFrames {
+			return false, nil
 		}
 		var ok bool
 		select {
-		case f, ok = <-w.inbox:
+		case b, ok = <-w.inbox:
 			if !ok {
 				w.endBatch()
 				return true, w.linkGone()
@@ -259,10 +265,8 @@ func (w *Worker) handleFrames(f ipc.Frame) (stop bool, err error) {
 			continue
 		default:
 		}
-		break
+		return false, nil
 	}
-	w.endBatch()
-	return false, nil
 }
 
 func (w *Worker) handleFrame(f ipc.Frame) (stop bool, err error) {

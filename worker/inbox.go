@@ -1,0 +1,96 @@
+package worker
+
+import "github.com/tockd/tock/ipc"
+
+// frameBatch is frames the reader read together: their payloads are copied
+// into one buffer, reused once the loop has handled them, so a frame costs
+// no allocation and the loop one channel receive per batch, not per frame.
+type frameBatch struct {
+	buf    []byte
+	marks  []frameMark
+	frames []ipc.Frame
+}
+
+// frameMark is where a frame's payload is in buf, recorded while buf may
+// still grow (and move).
+type frameMark struct {
+	t          ipc.Type
+	start, end int
+}
+
+const (
+	// batchFrames and batchBytes end a batch early: the loop handles at
+	// most maxBatchFrames per endBatch anyway, and a batch's buffer stays
+	// small enough to keep.
+	batchFrames = 1024
+	batchBytes  = 256 << 10
+	// keepBatchBytes: a batch that held a larger frame (a big Acquire)
+	// gives its buffer back to the GC rather than pinning it.
+	keepBatchBytes = 1 << 20
+	// inboxBatches bounds the batches read ahead of the loop.
+	inboxBatches = 16
+)
+
+func (b *frameBatch) add(f ipc.Frame) {
+	start := len(b.buf)
+	b.buf = append(b.buf, f.Payload...)
+	b.marks = append(b.marks, frameMark{t: f.Type, start: start, end: len(b.buf)})
+}
+
+// seal makes frames point into buf, which no longer grows.
+func (b *frameBatch) seal() {
+	b.frames = b.frames[:0]
+	for _, m := range b.marks {
+		b.frames = append(b.frames, ipc.Frame{Type: m.t, Payload: b.buf[m.start:m.end:m.end]})
+	}
+}
+
+func (b *frameBatch) reset() {
+	b.buf, b.marks = b.buf[:0], b.marks[:0]
+	clear(b.frames) // drop the payload slices before reuse
+	b.frames = b.frames[:0]
+}
+
+// readLoop feeds frames to the loop, a batch at a time: it blocks for one
+// frame, then takes every whole frame already buffered (a read batch of
+// the master's), and sends them in one batch; its end closes inbox.
+func (w *Worker) readLoop() {
+	defer close(w.inbox)
+	for {
+		var b *frameBatch
+		select {
+		case b = <-w.spare:
+		default:
+			b = &frameBatch{}
+		}
+		for {
+			f, err := w.link.RecvShared()
+			if err != nil {
+				if len(b.marks) > 0 {
+					b.seal()
+					w.inbox <- b
+				}
+				w.linkErr.Store(err)
+				return
+			}
+			b.add(f)
+			if len(b.marks) >= batchFrames || len(b.buf) >= batchBytes || !w.link.FrameBuffered() {
+				break
+			}
+		}
+		b.seal()
+		w.inbox <- b
+	}
+}
+
+// recycle gives a handled batch back to the reader.
+func (w *Worker) recycle(b *frameBatch) {
+	if cap(b.buf) > keepBatchBytes {
+		return
+	}
+	b.reset()
+	select {
+	case w.spare <- b:
+	default:
+	}
+}
