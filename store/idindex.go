@@ -44,6 +44,10 @@ func (x *idIndex) find(id string, h uint64, ids *idArena, recs *slab) (pos uint6
 	}
 }
 
+// warm loads the entry where the lookup of hash h starts and returns it,
+// so that a caller can keep the load (see Jobs.Warm).
+func (x *idIndex) warm(h uint64) uint64 { return x.t[h&x.mask()&0xffffffff] }
+
 // insertAt adds slot s for an id (not in the table) whose hash is h, at
 // pos as find returned it.
 func (x *idIndex) insertAt(pos, h uint64, s uint32) {
