@@ -9,6 +9,14 @@ type frameBatch struct {
 	buf    []byte
 	marks  []frameMark
 	frames []ipc.Frame
+	// reqs are the decoded request frames, by frame (decode, in the loop).
+	reqs []decoded
+}
+
+// decoded is a request frame decoded ahead of its turn.
+type decoded struct {
+	req ipc.Request
+	err error
 }
 
 // frameMark is where a frame's payload is in buf, recorded while buf may
@@ -47,8 +55,10 @@ func (b *frameBatch) seal() {
 
 func (b *frameBatch) reset() {
 	b.buf, b.marks = b.buf[:0], b.marks[:0]
-	clear(b.frames) // drop the payload slices before reuse
+	clear(b.frames) // drop the payload slices and keys before reuse
 	b.frames = b.frames[:0]
+	clear(b.reqs)
+	b.reqs = b.reqs[:0]
 }
 
 // readLoop feeds frames to the loop, a batch at a time: it blocks for one
@@ -81,6 +91,40 @@ func (w *Worker) readLoop() {
 		b.seal()
 		w.inbox <- b
 	}
+}
+
+// decode decodes b's requests, then warms the store's index for each job
+// id among them, in a loop that does nothing else (store.Jobs.Warm): in a
+// store of millions of jobs each lookup's first read is a cache miss, and
+// issued back to back the misses of a batch overlap instead of each SET
+// waiting for its own. The warming is only a hint: a frame handled before
+// a request (a Release) may change the shards, which costs nothing but a
+// wasted read.
+func (w *Worker) decode(b *frameBatch) {
+	for _, f := range b.frames {
+		var d decoded
+		if f.Type == ipc.TypeRequest {
+			d.req, d.err = ipc.DecodeRequest(f.Payload)
+		}
+		b.reqs = append(b.reqs, d)
+	}
+	var sink uint64
+	var sh *shard
+	for i := range b.reqs {
+		r := &b.reqs[i].req
+		switch r.Op {
+		case ipc.OpSet, ipc.OpGet, ipc.OpInfo, ipc.OpRemove:
+		default:
+			continue
+		}
+		if sh == nil || sh.id != r.Shard {
+			if sh = w.shards[r.Shard]; sh == nil {
+				continue
+			}
+		}
+		sink += sh.jobs.Warm(r.Key)
+	}
+	w.warmSink += sink
 }
 
 // recycle gives a handled batch back to the reader.

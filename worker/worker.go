@@ -55,6 +55,7 @@ type Worker struct {
 	// handledBatches is handleFrames's list of the batches it handled,
 	// kept to save its allocation.
 	handledBatches []*frameBatch
+	warmSink       uint64   // keeps decode's warming reads
 	touched        []*shard // shards with records in the current batch
 	results        []runner.Result
 
@@ -247,8 +248,9 @@ func (w *Worker) handleFrames(b *frameBatch) (stop bool, err error) {
 	}()
 	for n := 0; ; {
 		handled = append(handled, b)
-		for _, f := range b.frames {
-			if stop, err = w.handleFrame(f); stop || err != nil {
+		w.decode(b)
+		for i, f := range b.frames {
+			if stop, err = w.handleFrame(f, &b.reqs[i]); stop || err != nil {
 				return stop, err
 			}
 		}
@@ -269,14 +271,14 @@ func (w *Worker) handleFrames(b *frameBatch) (stop bool, err error) {
 	}
 }
 
-func (w *Worker) handleFrame(f ipc.Frame) (stop bool, err error) {
+// handleFrame handles f; a request frame comes decoded in d (decode).
+func (w *Worker) handleFrame(f ipc.Frame, d *decoded) (stop bool, err error) {
 	switch f.Type {
 	case ipc.TypeRequest:
-		req, err := ipc.DecodeRequest(f.Payload)
-		if err != nil {
-			return false, fmt.Errorf("master sent a bad request: %w", err)
+		if d.err != nil {
+			return false, fmt.Errorf("master sent a bad request: %w", d.err)
 		}
-		w.handleRequest(req)
+		w.handleRequest(d.req)
 	case ipc.TypeRules:
 		var rs ipc.Rules
 		if err := ipc.DecodeJSON(f.Payload, &rs); err != nil {
