@@ -133,7 +133,12 @@ func (w *Worker) endBatch() {
 	// it), whatever database.fsync says; nats-server's own sync_interval
 	// decides its fsyncs.
 	durable := w.jetStreamMode() || w.set.Fsync == "always" && w.set.Persistence != "memory"
-	b := commitBatch{replies: make([]ipc.Reply, 0, len(w.batch))}
+	b := commitBatch{}
+	if durable {
+		b.replies = make([]ipc.Reply, 0, len(w.batch)) // the committer keeps them
+	} else {
+		b.replies = w.replyBuf[:0] // sendNow is done with them on return
+	}
 	for _, sh := range w.touched {
 		execs := sh.execs
 		sh.execs = nil
@@ -192,6 +197,11 @@ func (w *Worker) sendNow(b commitBatch) {
 	}
 	if err := w.link.SendReplies(b.replies); err != nil {
 		w.log.Debug("send replies", "error", err)
+	}
+	// The link encoded them: the buffer serves the next batch.
+	clear(b.replies)
+	if cap(b.replies) <= maxBatchFrames {
+		w.replyBuf = b.replies[:0]
 	}
 }
 

@@ -55,9 +55,11 @@ type Worker struct {
 	// handledBatches is handleFrames's list of the batches it handled,
 	// kept to save its allocation.
 	handledBatches []*frameBatch
-	warmSink       uint64   // keeps decode's warming reads
-	touched        []*shard // shards with records in the current batch
-	results        []runner.Result
+	warmSink       uint64 // keeps decode's warming reads
+	// replyBuf is endBatch's reply slice, reused when sendNow sends it.
+	replyBuf []ipc.Reply
+	touched  []*shard // shards with records in the current batch
+	results  []runner.Result
 
 	lateness latency
 	metrics  *metrics // for /metrics, sent in heartbeats (metrics.go)
