@@ -88,13 +88,17 @@ func (j *Jobs) lookup(id string) (uint32, bool) {
 	return slot, ok
 }
 
-// Warm reads the index entry where the lookup of id starts and returns a
-// value of no meaning, for the caller to keep (so that the read is not
-// optimized away). In a store of millions of jobs that read is a cache
-// miss, most of an upsert's time; a caller about to look up a batch of ids
-// warms them all first, in a tight loop of independent reads, so that the
-// processor overlaps their misses instead of waiting for each in turn.
-func (j *Jobs) Warm(id string) uint64 { return j.index.warm(hashID(j.index.seed, id)) }
+// Hash is the hash of id that Warm takes.
+func (j *Jobs) Hash(id string) uint64 { return hashID(j.index.seed, id) }
+
+// Warm reads the index entry where the lookup of the id whose Hash is h
+// starts, and returns a value of no meaning for the caller to keep (so
+// that the read is not optimized away). In a store of millions of jobs
+// that read is a cache miss, most of an upsert's time; a caller about to
+// look up a batch of ids hashes them all, then warms them in a loop that
+// does nothing else, so that the processor overlaps their misses instead
+// of waiting for each in turn.
+func (j *Jobs) Warm(h uint64) uint64 { return j.index.warm(h) }
 
 // idOf returns the id in slot s, sharing the arena's bytes.
 func (j *Jobs) idOf(s uint32) string { return j.ids.str(j.recs.at(s).idOff) }

@@ -56,6 +56,9 @@ type Worker struct {
 	// kept to save its allocation.
 	handledBatches []*frameBatch
 	warmSink       uint64 // keeps decode's warming reads
+	// warmJobs and warmHashes are decode's list of ids to warm.
+	warmJobs   []*store.Jobs
+	warmHashes []uint64
 	// replyBuf is endBatch's reply slice, reused when sendNow sends it.
 	replyBuf []ipc.Reply
 	touched  []*shard // shards with records in the current batch
