@@ -179,3 +179,71 @@ func TestRestoreRemovedJob(t *testing.T) {
 		t.Fatal("restored job lost its generation")
 	}
 }
+
+// Growth moves the old table over a few clusters per insert: while it
+// does, every id is found in whichever table holds it, removals from
+// either table keep the rest findable, and once done the old table is
+// gone with nothing lost. Hashes are chosen to make long clusters and
+// clusters that wrap around the table's end.
+func TestIDIndexIncrementalGrowth(t *testing.T) {
+	var ids idArena
+	var recs slab
+	x := newIDIndex()
+	rng := rand.New(rand.NewPCG(7, 8))
+	hashes := map[string]uint64{}
+	live := map[string]uint32{}
+	migrating, removedOld := 0, 0
+	check := func(step int) {
+		for id, s := range live {
+			if _, got, ok := x.find(id, hashes[id], &ids, &recs); !ok || got != s {
+				t.Fatalf("step %d: %s: slot %d, %v; want %d", step, id, got, ok, s)
+			}
+		}
+	}
+	for step := range 30_000 {
+		if x.old != nil {
+			migrating++
+		}
+		if len(live) > 0 && rng.IntN(3) == 0 {
+			for id := range live { // some live id
+				pos, _, ok := x.find(id, hashes[id], &ids, &recs)
+				if !ok {
+					t.Fatalf("step %d: %s missing", step, id)
+				}
+				if pos&inOld != 0 {
+					removedOld++
+				}
+				x.removeAt(pos)
+				delete(live, id)
+				break
+			}
+		} else {
+			id := fmt.Sprint("id", step)
+			// A quarter of the ids have their home in the last slots of
+			// the table, whatever its size: a cluster there wraps around.
+			h := rng.Uint64()
+			if rng.IntN(4) == 0 {
+				h |= 0xffffffff - uint64(rng.IntN(3))
+			}
+			hashes[id] = h
+			*recs.at(recs.grow()) = rec{idOff: ids.add(id)}
+			s := recs.n - 1
+			pos, _, ok := x.find(id, h, &ids, &recs)
+			if ok {
+				t.Fatalf("step %d: %s found before its insert", step, id)
+			}
+			x.insertAt(pos, h, s)
+			live[id] = s
+		}
+		if x.n != len(live) {
+			t.Fatalf("step %d: index counts %d, want %d", step, x.n, len(live))
+		}
+		if step%997 == 0 {
+			check(step)
+		}
+	}
+	check(-1)
+	if migrating == 0 || removedOld == 0 {
+		t.Fatalf("steps while migrating %d, removals from the old table %d: the test does not exercise migration", migrating, removedOld)
+	}
+}
