@@ -39,8 +39,9 @@ const (
 	inOld = 1 << 63
 	// migrateStep is how many positions of old an insert moves at least:
 	// old is gone long before t fills (it is twice old's size, and old
-	// at most 5/8 full).
-	migrateStep = 16
+	// at most 5/8 full), and soon, as lookups meanwhile read both tables;
+	// the moves are sequential in both, so cheap.
+	migrateStep = 64
 )
 
 func newIDIndex() idIndex { return idIndex{t: make([]uint64, idIndexMin), seed: maphash.MakeSeed()} }
@@ -81,7 +82,14 @@ func probe(t []uint64, id string, h uint64, ids *idArena, recs *slab) (pos uint6
 
 // warm loads the entry where the lookup of hash h starts and returns it,
 // so that a caller can keep the load (see Jobs.Warm).
-func (x *idIndex) warm(h uint64) uint64 { return x.t[h&x.mask()&0xffffffff] }
+// While old is moved, an absent id's lookup reads it too.
+func (x *idIndex) warm(h uint64) uint64 {
+	e := x.t[h&x.mask()&0xffffffff]
+	if x.old != nil {
+		e += x.old[h&uint64(len(x.old)-1)&0xffffffff]
+	}
+	return e
+}
 
 // insertAt adds slot s for an id (not in the table) whose hash is h, at
 // pos (of t) as find returned it.
