@@ -360,6 +360,8 @@ var requestSeq atomic.Uint64
 // Answers to other requests are logged and dropped.
 func request[T, M any](p *proc, t ipc.Type, msg M, ch chan T, timeout time.Duration, seqOf func(T) uint64, setSeq func(*M, uint64)) (T, error) {
 	var zero T
+	p.control.Lock()
+	defer p.control.Unlock()
 	seq := requestSeq.Add(1)
 	if setSeq != nil {
 		setSeq(&msg, seq)

@@ -333,7 +333,7 @@ func (h *hostLeases) close(shard int, why string) {
 	h.mu.Unlock()
 	m.routeUnowned(shard)
 	if was != localNone {
-		owner := h.ownerOf(shard)
+		owner := h.awaitHandoff(shard)
 		if owner != nil {
 			m.setShards([]int{shard}, shardReleasing, owner, why)
 			owner.mu.Lock()
@@ -360,6 +360,32 @@ func (h *hostLeases) close(shard int, why string) {
 	}
 	h.setLocal(shard, localNone)
 	h.applyRoute(shard)
+}
+
+// awaitHandoff returns the worker that has shard open; while a phased
+// restart or a scale is moving it between workers (neither lists it), it
+// waits for the move to end (bounded by the boot timeout), so the shard
+// is not left open on the worker it was moving to.
+func (h *hostLeases) awaitHandoff(shard int) *proc {
+	deadline := time.Now().Add(h.m.cfg.Cluster.WorkerBootTimeout.Duration)
+	for {
+		if p := h.ownerOf(shard); p != nil {
+			return p
+		}
+		switch h.m.shardStateOf(shard) {
+		case shardReleasing, shardAcquiring, shardReclaiming:
+		default:
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return nil
+		}
+		select {
+		case <-h.quit:
+			return nil
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // ownerOf is the live worker that has shard open, if any.

@@ -22,6 +22,11 @@ type proc struct {
 	link    *ipc.Link
 	log     hclog.Logger
 	started time.Time
+	// control serializes control requests to the process (request in
+	// handoff.go): the answers of one type share one channel, so two at
+	// once would take each other's. JetStream mode opens and closes
+	// shards of one worker from several goroutines.
+	control sync.Mutex
 
 	mu          sync.Mutex
 	state       workerState // see states.go
