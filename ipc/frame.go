@@ -92,12 +92,47 @@ func ReadFrame(r *bufio.Reader) (Frame, error) {
 	if n > MaxFrame {
 		return Frame{}, fmt.Errorf("%w: %d bytes", ErrFrameTooLarge, n)
 	}
-	buf := make([]byte, n)
+	f, _, err := readFrameBody(r, n, nil)
+	return f, err
+}
+
+// readFrameInto is ReadFrame reading the frame into buf when it is large
+// enough (frames up to maxSharedFrame; a larger one gets its own buffer,
+// which is not kept); it returns the buffer to use next time.
+func readFrameInto(r *bufio.Reader, buf []byte) (Frame, []byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return Frame{}, buf, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n == 0 {
+		return Frame{}, buf, ErrEmptyFrame
+	}
+	if n > MaxFrame {
+		return Frame{}, buf, fmt.Errorf("%w: %d bytes", ErrFrameTooLarge, n)
+	}
+	if n > maxSharedFrame {
+		f, _, err := readFrameBody(r, n, nil)
+		return f, buf, err
+	}
+	return readFrameBody(r, n, buf)
+}
+
+// maxSharedFrame bounds the frame buffer RecvShared keeps.
+const maxSharedFrame = 64 << 10
+
+// readFrameBody reads a frame of n bytes (type and payload) into buf,
+// grown when it is too small.
+func readFrameBody(r *bufio.Reader, n uint32, buf []byte) (Frame, []byte, error) {
+	if uint32(cap(buf)) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
 	if _, err := io.ReadFull(r, buf); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		return Frame{}, err
+		return Frame{}, buf, err
 	}
-	return Frame{Type: Type(buf[0]), Payload: buf[1:]}, nil
+	return Frame{Type: Type(buf[0]), Payload: buf[1:]}, buf, nil
 }

@@ -33,14 +33,20 @@ const maxPending = 32 << 20
 type Link struct {
 	conn net.Conn
 	r    *bufio.Reader
+	rbuf []byte // RecvShared's frame buffer
 
 	mu      sync.Mutex
 	cond    *sync.Cond
 	pending []byte
 	// queued mirrors len(pending) for Full, which takes no lock.
-	queued  atomic.Int64
-	closed  bool
-	err     error
+	queued atomic.Int64
+	closed bool
+	err    error
+	// writing is set while one goroutine (writeLoop, or a sender in
+	// Flush) writes a taken buffer: frames are written by one at a time,
+	// in the order queued. spare is the other buffer.
+	writing bool
+	spare   []byte
 	written chan struct{} // closed when the writer goroutine returns
 }
 
@@ -86,7 +92,7 @@ func (l *Link) Send(t Type, payload []byte) error {
 	}
 	l.pending = AppendFrame(l.pending, t, payload)
 	l.queued.Store(int64(len(l.pending)))
-	l.cond.Broadcast()
+	l.signalLocked()
 	return nil
 }
 
@@ -110,8 +116,40 @@ func (l *Link) SendRequest(r Request) error {
 	}
 	l.pending = appendEncoded(l.pending, TypeRequest, func(b []byte) []byte { return AppendRequest(b, r) })
 	l.queued.Store(int64(len(l.pending)))
-	l.cond.Broadcast()
+	l.signalLocked()
 	return nil
+}
+
+// SendRequests queues several Requests as SendRequest does, under one lock
+// and with one wake-up of the writer: the master's one IPC write per worker
+// per read batch.
+func (l *Link) SendRequests(rs []*Request) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.closedErrLocked(); err != nil {
+		return err
+	}
+	for _, r := range rs {
+		l.pending = appendRequestFrame(l.pending, r)
+	}
+	l.queued.Store(int64(len(l.pending)))
+	l.signalLocked()
+	return nil
+}
+
+// appendRequestFrame appends r as a TypeRequest frame.
+func appendRequestFrame(dst []byte, r *Request) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0, byte(TypeRequest))
+	dst = AppendRequest(dst, *r)
+	putFrameLen(dst[start:])
+	return dst
+}
+
+// putFrameLen fills the length field of the frame that starts b.
+func putFrameLen(b []byte) {
+	n := uint32(len(b) - 4)
+	b[0], b[1], b[2], b[3] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
 }
 
 // PostJSON queues a control message without waiting for room, like
@@ -128,7 +166,7 @@ func (l *Link) PostJSON(t Type, v any) error {
 	}
 	l.pending = AppendFrame(l.pending, t, b)
 	l.queued.Store(int64(len(l.pending)))
-	l.cond.Broadcast()
+	l.signalLocked()
 	return nil
 }
 
@@ -155,7 +193,29 @@ func (l *Link) SendReply(r Reply) error {
 	}
 	l.pending = appendEncoded(l.pending, TypeReply, func(b []byte) []byte { return AppendReply(b, r) })
 	l.queued.Store(int64(len(l.pending)))
-	l.cond.Broadcast()
+	l.signalLocked()
+	return nil
+}
+
+// SendReplies queues several Replies as SendReply does, under one lock and
+// with one wake-up of the writer.
+func (l *Link) SendReplies(rs []Reply) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.waitRoomLocked(); err != nil {
+		return err
+	}
+	for i := range rs {
+		start := len(l.pending)
+		l.pending = append(l.pending, 0, 0, 0, 0, byte(TypeReply))
+		l.pending = AppendReply(l.pending, rs[i])
+		putFrameLen(l.pending[start:])
+	}
+	l.queued.Store(int64(len(l.pending)))
+	l.signalLocked()
 	return nil
 }
 
@@ -186,28 +246,78 @@ func (l *Link) closedErrLocked() error {
 	return nil
 }
 
+// signalLocked wakes the writer loop for newly queued frames, unless a
+// write is in progress: its writer hands over what is queued when done.
+func (l *Link) signalLocked() {
+	if !l.writing {
+		l.cond.Broadcast()
+	}
+}
+
+// takeLocked marks a write in progress and takes the queued frames.
+func (l *Link) takeLocked() []byte {
+	l.writing = true
+	buf := l.pending
+	l.pending = l.spare[:0]
+	l.spare = nil
+	l.queued.Store(0)
+	l.cond.Broadcast() // room for blocked senders
+	return buf
+}
+
+// doneLocked ends a write: buf becomes the spare buffer, and the writer
+// loop is woken when more was queued meanwhile or the link is closing.
+func (l *Link) doneLocked(buf []byte) {
+	l.writing = false
+	if cap(buf) <= 4<<20 { // don't pin a burst's buffer forever
+		l.spare = buf[:0]
+	}
+	if len(l.pending) > 0 || l.closed {
+		l.cond.Broadcast()
+	}
+}
+
+// Flush writes the queued frames on the caller's goroutine, unless a write
+// is in progress (its writer takes them next): a sender that queued a
+// batch saves the writer loop's wake-up, a switch per batch. It may block
+// while the peer does not read, so call it holding no lock.
+func (l *Link) Flush() {
+	l.mu.Lock()
+	if l.writing || l.closed || len(l.pending) == 0 {
+		l.mu.Unlock()
+		return
+	}
+	buf := l.takeLocked()
+	l.mu.Unlock()
+	_, err := l.conn.Write(buf)
+	l.mu.Lock()
+	l.doneLocked(buf)
+	l.mu.Unlock()
+	if err != nil {
+		l.fail(err)
+	}
+}
+
 func (l *Link) writeLoop() {
 	defer close(l.written)
-	var buf []byte
 	for {
 		l.mu.Lock()
-		for len(l.pending) == 0 && !l.closed {
+		for l.writing || len(l.pending) == 0 && !l.closed {
 			l.cond.Wait()
 		}
 		if len(l.pending) == 0 {
 			l.mu.Unlock()
 			return
 		}
-		buf, l.pending = l.pending, buf[:0]
-		l.queued.Store(0)
-		l.cond.Broadcast() // room for blocked senders
+		buf := l.takeLocked()
 		l.mu.Unlock()
-		if _, err := l.conn.Write(buf); err != nil {
+		_, err := l.conn.Write(buf)
+		l.mu.Lock()
+		l.doneLocked(buf)
+		l.mu.Unlock()
+		if err != nil {
 			l.fail(err)
 			return
-		}
-		if cap(buf) > 4<<20 {
-			buf = nil // don't pin a burst's buffer forever
 		}
 	}
 }
@@ -226,6 +336,30 @@ func (l *Link) fail(err error) {
 // Recv reads the next frame. Any error means the link is unusable.
 func (l *Link) Recv() (Frame, error) {
 	return ReadFrame(l.r)
+}
+
+// RecvShared reads the next frame as Recv does, into a buffer the Link
+// reuses: the payload is valid only until the next RecvShared (a reader
+// that decodes each frame before the next needs no allocation per frame).
+// Like Recv, from one goroutine only.
+func (l *Link) RecvShared() (Frame, error) {
+	f, buf, err := readFrameInto(l.r, l.rbuf)
+	l.rbuf = buf
+	return f, err
+}
+
+// FrameBuffered reports whether a whole frame is buffered, so the next
+// Recv or RecvShared returns without waiting for the peer.
+func (l *Link) FrameBuffered() bool {
+	if l.r.Buffered() < 4 {
+		return false
+	}
+	hdr, err := l.r.Peek(4)
+	if err != nil {
+		return false
+	}
+	n := uint32(hdr[0])<<24 | uint32(hdr[1])<<16 | uint32(hdr[2])<<8 | uint32(hdr[3])
+	return uint64(l.r.Buffered()) >= 4+uint64(n)
 }
 
 // Close writes what is queued, then closes the connection. Safe to call

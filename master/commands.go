@@ -1,6 +1,7 @@
 package master
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -17,6 +18,10 @@ type session struct {
 	cc     *clientConn
 	authed bool     // auth is off, or AUTH succeeded
 	id     identity // what the connection may touch when auth is on
+	// routes are the single-job requests read and not yet routed
+	// (routes.go).
+	routes []*pending
+	kick   []*ipc.Link // links to flush after routing
 }
 
 // dispatch parses one line and arranges for c to be finished with its
@@ -44,11 +49,20 @@ func (s *session) dispatch(c *call, line []byte) (closeConn bool) {
 	m := s.m
 	switch cmd.Op {
 	case protocol.OpSet:
-		m.routeJob(c, cmd, ipc.Request{Op: ipc.OpSet, Key: cmd.ID, Execution: cmd.Execution})
+		s.routeJob(c, cmd, ipc.Request{Op: ipc.OpSet, Key: cmd.ID, Execution: cmd.Execution})
+		return false
 	case protocol.OpGet:
-		m.routeJob(c, cmd, ipc.Request{Op: ipc.OpGet, Key: cmd.ID})
+		s.routeJob(c, cmd, ipc.Request{Op: ipc.OpGet, Key: cmd.ID})
+		return false
 	case protocol.OpRemove:
-		m.routeJob(c, cmd, ipc.Request{Op: ipc.OpRemove, Key: cmd.ID})
+		s.routeJob(c, cmd, ipc.Request{Op: ipc.OpRemove, Key: cmd.ID})
+		return false
+	}
+	// Every other command sees the effect of the job commands before it on
+	// the connection (an INFO after a SET finds the job): those are routed
+	// first.
+	s.flushRoutes()
+	switch cmd.Op {
 	case protocol.OpInfo:
 		m.info(c, cmd)
 	case protocol.OpQuery:
@@ -118,24 +132,51 @@ func (s *session) permitted(cmd protocol.Command) bool {
 	return true
 }
 
-// routeJob sends a single-job command to its shard's owner.
-func (m *Master) routeJob(c *call, cmd protocol.Command, req ipc.Request) {
-	req.Shard = ShardOf(req.Key, m.cfg.Cluster.Shards)
+// routeJob queues a single-job command for its shard's owner; the
+// reader routes the queue once per read batch (flushRoutes).
+func (s *session) routeJob(c *call, cmd protocol.Command, req ipc.Request) {
+	req.Shard = ShardOf(req.Key, s.m.cfg.Cluster.Shards)
 	c.rid = cmd.RID
 	c.job.req, c.job.to = req, c
-	m.router.Route(&c.job)
+	s.routes = append(s.routes, &c.job)
+	if len(s.routes) >= maxRouteBatch {
+		s.flushRoutes()
+	}
+}
+
+// maxRouteBatch bounds the requests of one read batch routed at once, so
+// the first of a long burst does not wait for the last to be parsed.
+const maxRouteBatch = 256
+
+// flushRoutes routes the queued single-job requests, in the order read.
+func (s *session) flushRoutes() {
+	if len(s.routes) == 0 {
+		return
+	}
+	s.kick = s.m.router.RouteBatch(s.routes, s.kick[:0])
+	clear(s.routes)
+	s.routes = s.routes[:0]
+	for i, l := range s.kick {
+		if !slices.Contains(s.kick[:i], l) {
+			l.Flush()
+		}
+	}
+	clear(s.kick)
 }
 
 // finishJob answers a single-job request with the worker's reply; a short
 // one is encoded into the call itself.
-func (c *call) finishJob(r ipc.Reply) {
+func (c *call) finishJob(r ipc.Reply) { notify(c.setJob(r).wake) }
+
+// setJob is finishJob without the wake-up; it returns the ring to wake.
+func (c *call) setJob(r ipc.Reply) *callRing {
 	switch r.Kind {
 	case ipc.KindError:
-		c.finish(protocol.AppendError(nil, c.rid, r.Err))
+		return c.set(protocol.AppendError(nil, c.rid, r.Err))
 	case ipc.KindJob:
-		c.finish(protocol.AppendGet(c.buf[:0], c.rid, r.Status, r.Execution))
+		return c.set(protocol.AppendGet(c.buf[:0], c.rid, r.Status, r.Execution))
 	default:
-		c.finish(protocol.AppendOK(c.buf[:0], c.rid))
+		return c.set(protocol.AppendOK(c.buf[:0], c.rid))
 	}
 }
 

@@ -25,10 +25,11 @@ const (
 )
 
 // call is one request line's reply slot. Replies are written in the order
-// calls were read, whatever order workers answer in. It is the one
-// allocation of a single-job request: its way to the worker (job) rides in
-// it, a short reply is encoded into buf, and readiness is a flag plus the
-// connection's one wake-up channel rather than a channel per request.
+// calls were read, whatever order workers answer in. Calls live in the
+// connection's ring (callring.go) and are reused once written, so a
+// single-job request allocates nothing here: its way to the worker (job)
+// rides in it, a short reply is encoded into buf, and readiness is a flag
+// plus the ring's one wake-up channel.
 type call struct {
 	cc    *clientConn
 	out   []byte
@@ -39,19 +40,21 @@ type call struct {
 	buf   [40]byte
 }
 
-func (cc *clientConn) newCall() *call { return &call{cc: cc} }
-
-// finish sets the reply bytes; called exactly once. The wake-up is dropped
-// when one is already pending: the writer checks every call's flag after
-// waking, so replies finished in a burst cost it one wake-up.
+// finish sets the reply bytes and wakes the writer; called exactly once.
 func (c *call) finish(out []byte) {
+	ring := c.set(out)
+	notify(ring.wake)
+}
+
+// set sets the reply bytes without waking the writer, and returns the ring
+// to wake (a batch of replies wakes each writer once, see deliverReplies).
+// c may be reused as soon as ready is stored: nothing of it is read after.
+func (c *call) set(out []byte) *callRing {
+	cc := c.cc
 	c.out = out
-	c.cc.pendingBytes.Add(int64(len(out)))
+	cc.pendingBytes.Add(int64(len(out)))
 	c.ready.Store(true)
-	select {
-	case c.cc.wake <- struct{}{}:
-	default:
-	}
+	return cc.ring
 }
 
 // clientConn is one client connection.
@@ -60,11 +63,10 @@ type clientConn struct {
 	conn    net.Conn
 	remote  string
 	started time.Time
-	calls   chan *call
+	ring    *callRing     // calls from the reader to the writer, in order
 	quit    chan struct{} // closed to stop reading (graceful stop)
 	once    sync.Once
 
-	wake         chan struct{} // a call finished (capacity 1: see call.finish)
 	pendingBytes atomic.Int64  // finished replies not yet written
 	room         chan struct{} // signalled when replies were written
 	fanouts      chan struct{} // one token per QUERY in flight
@@ -97,7 +99,7 @@ func (m *Master) acceptLoop() {
 		}
 		m.connections.Add(1)
 		cc := &clientConn{conn: c, remote: c.RemoteAddr().String(), started: time.Now(),
-			calls: make(chan *call, maxPipelined), quit: make(chan struct{}), wake: make(chan struct{}, 1),
+			ring: newCallRing(), quit: make(chan struct{}),
 			room: make(chan struct{}, 1), fanouts: make(chan struct{}, maxFanouts)}
 		m.conns.add(cc)
 		go m.serveConn(cc)
@@ -144,7 +146,7 @@ func (m *Master) serveConn(cc *clientConn) {
 		m.writeReplies(cc)
 	}()
 	m.readRequests(cc)
-	close(cc.calls)
+	cc.ring.close()
 	<-writerDone
 	cc.conn.Close()
 	reason := m.closed(cc)
@@ -160,25 +162,30 @@ func (m *Master) readRequests(cc *clientConn) {
 	}
 	var batch readBatch
 	defer func() { batch.publish(&cc.stats, m.clock.now()) }()
+	// Single-job requests are routed once per read batch (routes.go): what
+	// was read is routed before the reader may wait for anything.
+	defer s.flushRoutes()
 	for {
+		if !r.LineBuffered() { // the next read waits for the client
+			s.flushRoutes()
+		}
 		line, err := r.ReadLine()
 		if err == nil || errors.Is(err, protocol.ErrLineTooLong) {
 			batch.add(len(line) + 1)
-			if r.Buffered() == 0 { // the next read waits for the client
+			if r.Buffered() == 0 {
 				batch.publish(&cc.stats, m.clock.now())
 			}
 		}
-		if !cc.waitRoom() {
+		if !cc.waitRoom(s.flushRoutes) {
 			cc.stats.setReason(reasonServerShutdown)
 			return
 		}
 		if errors.Is(err, protocol.ErrLineTooLong) {
-			c := cc.newCall()
-			select {
-			case cc.calls <- c:
-			case <-cc.quit:
+			c, ok := cc.ring.take(cc, cc.quit, s.flushRoutes)
+			if !ok {
 				return
 			}
+			cc.ring.push()
 			c.finish(protocol.AppendError(nil, tooLongRID(err), err.Error()))
 			continue
 		}
@@ -186,12 +193,11 @@ func (m *Master) readRequests(cc *clientConn) {
 			cc.stats.setReason(readReason(err, s.authed, cc.quitting()))
 			return
 		}
-		c := cc.newCall()
-		select {
-		case cc.calls <- c:
-		case <-cc.quit:
+		c, ok := cc.ring.take(cc, cc.quit, s.flushRoutes)
+		if !ok {
 			return
 		}
+		cc.ring.push()
 		m.requests.Add(1)
 		wasAuthed := s.authed
 		if s.dispatch(c, line) {
@@ -209,9 +215,12 @@ func (m *Master) readRequests(cc *clientConn) {
 	}
 }
 
-// waitRoom blocks while too many reply bytes wait to be written; false
-// when the connection is stopping.
-func (cc *clientConn) waitRoom() bool {
+// waitRoom blocks while too many reply bytes wait to be written, calling
+// beforeWait first; false when the connection is stopping.
+func (cc *clientConn) waitRoom(beforeWait func()) bool {
+	if cc.pendingBytes.Load() > maxPendingBytes {
+		beforeWait()
+	}
 	for cc.pendingBytes.Load() > maxPendingBytes {
 		select {
 		case <-cc.room:
@@ -224,18 +233,23 @@ func (cc *clientConn) waitRoom() bool {
 
 // wrote accounts for n reply bytes written.
 func (cc *clientConn) wrote(n int) {
-	cc.pendingBytes.Add(-int64(n))
-	select {
-	case cc.room <- struct{}{}:
-	default:
+	if n == 0 {
+		return
 	}
+	cc.pendingBytes.Add(-int64(n))
+	notify(cc.room)
 }
 
+// writeReplies writes the replies in the order their calls were read. It
+// writes every reply that is ready into its buffer and flushes (one
+// syscall) when the next one is not ready, so a batch of replies costs one
+// write and one wake-up.
 func (m *Master) writeReplies(cc *clientConn) {
 	w := bufio.NewWriterSize(cc.conn, 32<<10)
 	writeTimeout := m.writeDeadline()
 	broken := false
 	var batch writeBatch
+	written := 0 // reply bytes taken since the last wrote
 	fail := func(err error) bool {
 		if err == nil {
 			return false
@@ -246,43 +260,41 @@ func (m *Master) writeReplies(cc *clientConn) {
 		cc.conn.Close()
 		return true
 	}
-	for c := range cc.calls {
-		if !c.ready.Load() {
-			// The next reply is not ready: push out what we have first.
-			if !broken && w.Buffered() > 0 {
-				cc.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-				broken = fail(w.Flush())
-				batch.publish(&cc.stats)
-			}
-			for !c.ready.Load() {
-				<-cc.wake
-			}
-		}
-		n := len(c.out)
-		if broken {
-			cc.wrote(n)
-			continue // keep draining so the reader never blocks
-		}
-		if len(c.out) > w.Available() { // this Write reaches the socket
-			cc.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		}
-		_, err := w.Write(c.out)
-		batch.add(c.op, c.out)
-		c.out = nil
-		cc.wrote(n)
-		if fail(err) {
-			broken = true
-			continue
-		}
-		if len(cc.calls) == 0 {
+	flush := func() {
+		if !broken && w.Buffered() > 0 {
 			cc.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 			broken = fail(w.Flush())
 			batch.publish(&cc.stats)
 		}
+		cc.wrote(written)
+		written = 0
 	}
-	if !broken {
-		fail(w.Flush())
+	ring := cc.ring
+	for {
+		c := ring.peek()
+		if c == nil || !c.ready.Load() {
+			// Nothing more to write now: push out what we have first.
+			flush()
+			if c == nil && ring.drained() {
+				break
+			}
+			<-ring.wake
+			continue
+		}
+		out := c.out
+		written += len(out)
+		if !broken {
+			if len(out) > w.Available() { // this Write reaches the socket
+				cc.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+			}
+			_, err := w.Write(out) // copies out, which may be c.buf
+			batch.add(c.op, out)
+			broken = fail(err)
+		}
+		c.out = nil
+		ring.pop() // c may be reused from here on; broken: keep draining so the reader never blocks
 	}
+	flush()
 	batch.publish(&cc.stats)
 	if broken {
 		cc.conn.Close() // unblock the reader

@@ -48,6 +48,19 @@ func (p *pending) finish(r ipc.Reply) {
 	}
 }
 
+// finishQuiet is finish for a batch of replies: a single-job request's
+// writer is not woken but its ring returned, for the batch to wake each
+// connection once (nil when there is none to wake).
+func (p *pending) finishQuiet(r ipc.Reply) *callRing {
+	if p.done.CompareAndSwap(false, true) {
+		if p.to != nil {
+			return p.to.setJob(r)
+		}
+		p.deliver(r)
+	}
+	return nil
+}
+
 // shardRoute is one shard's owner and its held requests.
 type shardRoute struct {
 	owner *proc
@@ -73,6 +86,9 @@ type Router struct {
 	seq     uint64
 	maxHeld int
 	holdFor time.Duration
+	// groups is RouteBatch's scratch, reused under mu.
+	groups []ownerBatch
+	sent   int // groups in use (RouteBatch)
 	// HoldObserver, when set before routing starts, is told how long each
 	// released request was held (tock_handoff_hold_seconds).
 	HoldObserver func(time.Duration)

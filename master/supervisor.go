@@ -1,6 +1,7 @@
 package master
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -149,18 +150,40 @@ func (m *Master) readLink(p *proc) {
 	defer close(p.linkDone)
 	defer m.rules.forget(p)
 	defer m.router.WorkerGone(p)
+	var rb replyBatch
 	for {
-		f, err := p.link.Recv()
+		// Replies are decoded as they come and delivered once no whole
+		// frame is buffered (replies.go).
+		if !p.link.FrameBuffered() || len(rb.replies) >= maxReplyBatch {
+			if err := m.deliverReplies(p, &rb); err != nil {
+				m.badFrame(p, err)
+				return
+			}
+		}
+		f, err := p.link.RecvShared()
 		if err != nil {
+			if err := m.deliverReplies(p, &rb); err != nil {
+				m.badFrame(p, err)
+				return
+			}
 			p.log.Debug("worker link closed", "error", err)
 			p.link.Abort()
 			return
 		}
+		if f.Type == ipc.TypeReply {
+			r, err := ipc.DecodeReply(f.Payload) // copies what it keeps
+			if err == nil {
+				rb.replies = append(rb.replies, r)
+				continue
+			}
+		}
+		if err := m.deliverReplies(p, &rb); err != nil {
+			m.badFrame(p, err)
+			return
+		}
+		f.Payload = bytes.Clone(f.Payload) // handlers may keep it
 		if err := m.handleWorkerFrame(p, f); err != nil {
-			p.log.Error("bad frame from worker, closing its link", "error", err)
-			p.link.Abort()
-			p.setState(workerKilled, "bad frame: "+err.Error())
-			p.kill()
+			m.badFrame(p, err)
 			return
 		}
 	}

@@ -125,10 +125,26 @@ func lookupOp(toks []string) (Op, int) {
 		}
 		return 0, 0
 	}
-	for op := OpSet; int(op) < len(opNames); op++ {
-		if opNames[op] == toks[0] && op != OpRuleSet {
-			return op, 1
-		}
+	// A switch, not a loop over opNames: it runs twice per request line.
+	switch toks[0] {
+	case "SET":
+		return OpSet, 1
+	case "GET":
+		return OpGet, 1
+	case "QUERY":
+		return OpQuery, 1
+	case "REMOVE":
+		return OpRemove, 1
+	case "REMOVERULE":
+		return OpRemoveRule, 1
+	case "LISTRULES":
+		return OpListRules, 1
+	case "STAT":
+		return OpStat, 1
+	case "AUTH":
+		return OpAuth, 1
+	case "INFO":
+		return OpInfo, 1
 	}
 	return 0, 0
 }

@@ -285,3 +285,19 @@ func BenchmarkParseSetDatetime(b *testing.B) {
 		}
 	}
 }
+
+// TestLookupOpMatchesNames: the switch of lookupOp knows every instruction
+// of opNames, and nothing else.
+func TestLookupOpMatchesNames(t *testing.T) {
+	for op := OpSet; int(op) < len(opNames); op++ {
+		toks := strings.Fields(opNames[op])
+		if got, n := lookupOp(toks); got != op || n != len(toks) {
+			t.Errorf("lookupOp(%q) = %v, %d; want %v, %d", toks, got, n, op, len(toks))
+		}
+	}
+	for _, s := range []string{"set", "SETX", "", "RULE", "STATS"} {
+		if got, _ := lookupOp([]string{s}); got != 0 {
+			t.Errorf("lookupOp(%q) = %v, want none", s, got)
+		}
+	}
+}

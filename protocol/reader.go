@@ -91,6 +91,14 @@ func NewReader(r io.Reader, maxLine int) *Reader {
 // Buffered is 0, i.e. when the next ReadLine would block on the network.
 func (r *Reader) Buffered() int { return r.end - r.start }
 
+// LineBuffered reports whether the next ReadLine returns without reading
+// from the underlying reader: a whole line (or the end of an over-long
+// one) is buffered, or a read error is waiting. A server routes and
+// flushes what it has read when it is false.
+func (r *Reader) LineBuffered() bool {
+	return r.err != nil || bytes.IndexByte(r.buf[r.start:r.end], '\n') >= 0
+}
+
 // ReadLine returns the next line without its terminator: LF, or CR LF (a CR
 // elsewhere in the line is kept).
 //

@@ -262,3 +262,31 @@ func TestReaderTooLongRID(t *testing.T) {
 		})
 	}
 }
+
+// TestReaderLineBuffered: true exactly when the next ReadLine needs no
+// read: a whole line is buffered (a partial one is not enough), or a read
+// error waits.
+func TestReaderLineBuffered(t *testing.T) {
+	r := NewReader(&chunkReader{data: []byte("a\nbb\ncc"), sizes: []byte{5}}, 10)
+	if r.LineBuffered() {
+		t.Fatal("LineBuffered before any read")
+	}
+	if _, err := r.ReadLine(); err != nil { // reads "a\nbb\nc"
+		t.Fatal(err)
+	}
+	if !r.LineBuffered() {
+		t.Fatal(`"bb\n" is buffered`)
+	}
+	if _, err := r.ReadLine(); err != nil {
+		t.Fatal(err)
+	}
+	if r.LineBuffered() {
+		t.Fatal(`only "c" of the last line is buffered`)
+	}
+	if line, err := r.ReadLine(); err != nil || string(line) != "cc" {
+		t.Fatalf("last line %q %v", line, err)
+	}
+	if !r.LineBuffered() {
+		t.Fatal("the end of input is waiting")
+	}
+}

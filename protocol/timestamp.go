@@ -155,6 +155,9 @@ func daysIn(year, month int) int {
 // parseZigInt parses a base-10 int64 the way Zig's std.fmt.parseInt does:
 // an optional sign, then digits, with `_` allowed anywhere except first and
 // last (after the sign).
+// minInt64Div10 is the least n for which n*10 may still be >= MinInt64.
+const minInt64Div10 = math.MinInt64 / 10
+
 func parseZigInt(s string) (int64, bool) {
 	neg := false
 	if len(s) > 0 && (s[0] == '+' || s[0] == '-') {
@@ -175,7 +178,8 @@ func parseZigInt(s string) (int64, bool) {
 			return 0, false
 		}
 		d := int64(c - '0')
-		if n < (math.MinInt64+d)/10 {
+		// n*10 - d >= MinInt64, without a division per digit.
+		if n < minInt64Div10 || n == minInt64Div10 && d > -(math.MinInt64%10) {
 			return 0, false
 		}
 		n = n*10 - d

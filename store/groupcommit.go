@@ -27,9 +27,39 @@ func (l *Logfile) Sync() error {
 		return nil
 	}
 	l.mu.Lock()
-	target := l.seq
+	target, journal, jseq, f, size := l.seq, l.journal, l.jseq, l.f, l.size.Load()
 	l.mu.Unlock()
+	if journal != nil {
+		return l.syncJournal(journal, jseq, f, size)
+	}
 	return l.syncTo(target)
+}
+
+// syncJournal is Sync of a journaled log: the journal's fsync (shared with
+// every other log of the worker syncing meanwhile) makes the writes up to
+// jseq durable, which is everything up to size in this file. Its failure
+// fails the log, as a failed fsync of the file would. The fencing check of
+// an fsync (is the file still the one at the path?) is made here too.
+func (l *Logfile) syncJournal(j *Journal, jseq uint64, f *os.File, size int64) error {
+	err := l.failure()
+	if err == nil {
+		err = j.syncTo(jseq)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil {
+		err = l.checkFenceLocked(true)
+	}
+	if err != nil {
+		if l.err == nil {
+			l.err = fmt.Errorf("sync %s: %w", l.path, err)
+		}
+		return l.err
+	}
+	if l.f == f && size > l.durable { // a compaction since set its own
+		l.durable = size
+	}
+	return nil
 }
 
 // syncTo returns once every Write up to target is durable, joining a running

@@ -342,3 +342,52 @@ func histQuantile(buckets []float64, counts []uint64, q float64) float64 {
 	}
 	return buckets[len(buckets)-1]
 }
+
+// BenchmarkStoreGrowGC: a store filled with n planned jobs while the
+// collector runs cycle after cycle, as a worker's is while clients plan
+// millions of jobs. Reports the p99 and worst GC pause and the worst time to
+// stop the world: a long copy the scheduler cannot interrupt (growing a
+// big slice with append) shows in the latter.
+func BenchmarkStoreGrowGC(b *testing.B) {
+	n := 5_000_000
+	if !*bigBench {
+		n = 1_000_000
+	}
+	names := []string{"/sched/pauses/total/gc:seconds", "/sched/pauses/stopping/gc:seconds"}
+	for b.Loop() {
+		samples := []metrics.Sample{{Name: names[0]}, {Name: names[1]}}
+		metrics.Read(samples)
+		before := [][]uint64{slices.Clone(samples[0].Value.Float64Histogram().Counts),
+			slices.Clone(samples[1].Value.Float64Histogram().Counts)}
+		stop, gcDone := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(gcDone)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					runtime.GC()
+				}
+			}
+		}()
+		j := NewJobs()
+		for i := range n {
+			j.Set(benchID(i), int64(i))
+		}
+		close(stop)
+		<-gcDone
+		metrics.Read(samples)
+		for k, unit := range []string{"gc-pause", "gc-stopping"} {
+			h := samples[k].Value.Float64Histogram()
+			counts := slices.Clone(h.Counts)
+			for i := range before[k] {
+				counts[i] -= before[k][i]
+			}
+			if k == 0 {
+				b.ReportMetric(histQuantile(h.Buckets, counts, 0.99)*1e6, unit+"-p99-µs")
+			}
+			b.ReportMetric(histQuantile(h.Buckets, counts, 1)*1e6, unit+"-max-µs")
+		}
+	}
+}

@@ -88,6 +88,11 @@ type Logfile struct {
 	// durable is the file size the last successful fsync covered: a
 	// failed log is cut back to it on Close (see Close).
 	durable int64
+	// journal, when set (OpenShard), makes writes durable with one fsync
+	// of the worker's journal instead of this file's (see Journal); jseq
+	// is the journal seq of this log's last write.
+	journal *Journal
+	jseq    uint64
 
 	// Group commit (see groupcommit.go). Lock order: smu before mu.
 	smu     sync.Mutex
@@ -271,8 +276,22 @@ func (l *Logfile) Write(recs []Record) error {
 	if cap(buf) <= maxKeptBuffer {
 		l.buf = buf
 	}
+	off := l.size.Load()
 	if err := l.appendLocked(buf); err != nil {
 		return err
+	}
+	if l.journal != nil {
+		seq, err := l.journal.append(l, l.owner.FileID, off, buf)
+		if err != nil {
+			// Not journaled, so not to be acknowledged: cut it back off.
+			if terr := l.f.Truncate(off); terr != nil {
+				l.err = errors.Join(err, fmt.Errorf("truncate %s back to %d: %w", l.path, off, terr))
+				return l.err
+			}
+			l.size.Store(off)
+			return fmt.Errorf("write %s: %w", l.path, err)
+		}
+		l.jseq = seq
 	}
 	l.seq++
 	return nil
@@ -282,10 +301,14 @@ func (l *Logfile) Write(recs []Record) error {
 // batch does not pin its memory for the life of the shard.
 const maxKeptBuffer = 1 << 20
 
-// usableLocked reports why the log cannot take writes, if it cannot.
+// usableLocked reports why the log cannot take writes, if it cannot: its
+// own failure, or its journal's (the log is reopened with a new one).
 func (l *Logfile) usableLocked() error {
 	if l.closed {
 		return ErrClosed
+	}
+	if l.err == nil && l.journal != nil {
+		return l.journal.Failed()
 	}
 	return l.err
 }
@@ -326,7 +349,12 @@ func (l *Logfile) Close() error {
 		return nil
 	}
 	l.closed = true
-	f, seq, failed, durable, lock := l.f, l.seq, l.err, l.durable, l.lock
+	f, seq, failed, durable, lock, journal := l.f, l.seq, l.err, l.durable, l.lock, l.journal
+	if failed == nil && journal != nil {
+		// What the journal could not vouch for is cut back as after a
+		// failed fsync of the file.
+		failed = journal.Failed()
+	}
 	l.lock = nil
 	l.mu.Unlock()
 
@@ -345,7 +373,20 @@ func (l *Logfile) Close() error {
 		// file reads what was acknowledged and nothing else.
 		if terr := f.Truncate(durable); terr != nil {
 			err = errors.Join(err, fmt.Errorf("close %s: cut back to the last fsync at %d: %w", l.path, durable, terr))
+		} else if journal != nil {
+			// What is left was made durable by the journal, whose fsync
+			// may be what failed: make it durable in the file itself.
+			if serr := l.syncFile(f); serr != nil {
+				err = errors.Join(err, fmt.Errorf("close %s: fsync: %w", l.path, serr))
+			} else {
+				cover = seq
+			}
 		}
+	}
+	if journal != nil {
+		// The journal may forget this log once its file holds everything
+		// acknowledged durably.
+		journal.detach(l, err == nil && cover == seq)
 	}
 	if cerr := f.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("close %s: %w", l.path, cerr))

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -136,6 +137,9 @@ type ShardOptions struct {
 	// Fsync, when set, replaces fsync(2) for the opened log: a fault
 	// injection seam for tests, never set in production.
 	Fsync func(*os.File) error
+	// Journal, when set and Policy is FsyncAlways, is the worker's
+	// journal: Sync fsyncs it rather than the shard file (see Journal).
+	Journal *Journal
 }
 
 // ShardOpened says what OpenShard found.
@@ -145,6 +149,9 @@ type ShardOpened struct {
 	Previous Owner
 	// Owner is the file's id and the epoch it now belongs to.
 	Owner Owner
+	// Recovered is the number of writes a dead worker's journal put back
+	// into shard files of the directory (RecoverJournals).
+	Recovered int
 }
 
 // OpenShard locks, replays (repairing a torn tail) and opens the shard log
@@ -153,6 +160,12 @@ type ShardOpened struct {
 // with ErrFenced when the file belongs to a newer epoch.
 func OpenShard(path string, o ShardOptions) (*Logfile, ShardOpened, error) {
 	var out ShardOpened
+	// A dead worker's journal may hold writes this file lost in a crash.
+	n, err := RecoverJournals(filepath.Dir(path))
+	if err != nil {
+		return nil, out, fmt.Errorf("open %s: %w", path, err)
+	}
+	out.Recovered = n
 	lock, err := LockFileWait(path+lockSuffix, lockWait)
 	if err != nil {
 		return nil, out, fmt.Errorf("another process has shard log %s open: %w", path, err)
@@ -205,11 +218,23 @@ func OpenShard(path string, o ShardOptions) (*Logfile, ShardOpened, error) {
 			_ = l.Close() // the write error is what matters
 			return nil, out, fmt.Errorf("record owner in %s: %w", path, err)
 		}
+	} else if o.Journal != nil {
+		// A journal vouches only for what is written from now on; what an
+		// earlier owner left only in the page cache is made durable here
+		// (and that is what lets its journal be deleted, see
+		// RecoverJournals).
+		if err := l.syncNow(); err != nil {
+			_ = l.Close() // the fsync error is what matters
+			return nil, out, fmt.Errorf("open %s: %w", path, err)
+		}
 	}
 	l.mu.Lock()
 	l.lock, l.owner = lock, Owner{FileID: fid, Epoch: o.Epoch}
 	if o.Fsync != nil {
 		l.fsync = o.Fsync
+	}
+	if o.Policy == FsyncAlways {
+		l.journal = o.Journal
 	}
 	l.mu.Unlock()
 	out.Owner = l.owner

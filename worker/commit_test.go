@@ -48,8 +48,10 @@ func TestSyncLogsReportsEachLog(t *testing.T) {
 // BenchmarkGroupCommitSync: one group commit of a worker owning 8 shards
 // under fsync = always: a record appended to each shard file, then every
 // file synced, one after the other or concurrently (what the committer
-// does); "1-file" is the floor, a single log. Reports µs per commit round
-// (the latency every pipelined ack of the round waits for).
+// does), or journaled (the one fsync of the worker's journal, what a
+// worker does now); "1-file" is the floor, a single log. Reports µs per
+// commit round (the latency every pipelined ack of the round waits for)
+// and the process's CPU per round.
 //
 //	go test -run '^$' -bench GroupCommitSync -benchtime 200x ./worker/
 func BenchmarkGroupCommitSync(b *testing.B) {
@@ -57,18 +59,32 @@ func BenchmarkGroupCommitSync(b *testing.B) {
 		name         string
 		files        int
 		concurrently bool
-	}{{"1-file", 1, false}, {"8-files-serial", 8, false}, {"8-files-concurrent", 8, true}} {
+		journaled    bool
+	}{{"1-file", 1, false, false}, {"8-files-serial", 8, false, false}, {"8-files-concurrent", 8, true, false},
+		{"8-files-journaled", 8, true, true}} {
 		b.Run(c.name, func(b *testing.B) {
 			dir := b.TempDir()
+			var journal *store.Journal
+			if c.journaled { // what a worker does with fsync = always
+				j, err := store.OpenJournal(dir, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer j.Close()
+				journal = j
+			}
 			var logs []store.ShardLog
 			for i := range c.files {
-				l, err := store.OpenLogfile(filepath.Join(dir, fmt.Sprintf("%03d.log", i)), store.FsyncAlways)
+				path := filepath.Join(dir, fmt.Sprintf("%03d.log", i))
+				l, _, err := store.OpenShard(path, store.ShardOptions{Policy: store.FsyncAlways, Epoch: 1,
+					Apply: func(store.Record) error { return nil }, Journal: journal})
 				if err != nil {
 					b.Fatal(err)
 				}
 				defer l.Close()
 				logs = append(logs, l)
 			}
+			cpu0 := ipc.CPUNs()
 			rec := []store.Record{{Type: store.RecordJob, Job: store.Job{ID: "app.job.0000000000000001", Execution: 1}}}
 			start := time.Now()
 			for b.Loop() {
@@ -84,6 +100,7 @@ func BenchmarkGroupCommitSync(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(time.Since(start).Microseconds())/float64(b.N), "µs/round")
+			b.ReportMetric(float64(ipc.CPUNs()-cpu0)/1e3/float64(b.N), "cpu-µs/round")
 		})
 	}
 }

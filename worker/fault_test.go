@@ -154,6 +154,14 @@ func TestFault_FsyncFailure(t *testing.T) {
 	if lines := readFileLines(ran); len(lines) != 0 {
 		t.Fatalf("a job answered ERROR ran: %v", lines)
 	}
+	// The failed fsync was the worker's journal's: the reopened shard
+	// writes through a new one, durably again.
+	if r := set(fm, "after", 4102444800000000000); r.Kind != ipc.KindOK {
+		t.Fatalf("SET after the reopen: %+v", r)
+	}
+	if wals, _ := filepath.Glob(filepath.Join(dir, "shards", "journal-*.wal")); len(wals) != 1 {
+		t.Fatalf("journal files after the reopen: %v, want the new one only", wals)
+	}
 }
 
 // TestFault_WriteFailure: a failed write that leaves the log unusable fails

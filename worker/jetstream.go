@@ -21,9 +21,15 @@ import (
 // shard back. It stays down, listed in Status.Fenced, until the master
 // releases it.
 
-// jetStreamOpenTimeout bounds opening one shard: a NATS leader election
-// (up to 9 s) plus the replay.
-const jetStreamOpenTimeout = 60 * time.Second
+// Opening a shard blocks the worker's loop. jetStreamOpenTimeout bounds
+// it at an Acquire: a NATS leader election (up to 9 s) plus the replay,
+// under the master's default worker_timeout (30 s). A reopen after a
+// failure is retried every shardRetry anyway, so it gives up sooner and
+// the shard's siblings are not held up for long while NATS has no quorum.
+const (
+	jetStreamOpenTimeout   = 20 * time.Second
+	jetStreamReopenTimeout = 5 * time.Second
+)
 
 func (w *Worker) jetStreamMode() bool { return w.set.Persistence == config.PersistenceJetStream }
 
@@ -61,7 +67,11 @@ func (w *Worker) openStreamShard(n int, hint uint64, running map[string]int64, r
 	if err != nil {
 		return nil, fmt.Errorf("open shard %d: %w", n, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), jetStreamOpenTimeout)
+	timeout := jetStreamOpenTimeout
+	if reopen {
+		timeout = jetStreamReopenTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if reopen {
 		f, ok, err := e.LastFence(ctx, n)

@@ -69,7 +69,11 @@ func openShard(set ipc.Settings, n int, epoch uint64, running map[string]int64, 
 	if err := os.MkdirAll(filepath.Dir(sh.path), 0o755); err != nil {
 		return nil, fmt.Errorf("open shard %d: %w", n, err)
 	}
-	so := store.ShardOptions{Policy: fsyncPolicy(set.Fsync), Epoch: epoch, Fsync: opts.fsync}
+	journal, err := opts.journal.journalFor(set)
+	if err != nil {
+		return nil, fmt.Errorf("open shard %d: %w", n, err)
+	}
+	so := store.ShardOptions{Policy: fsyncPolicy(set.Fsync), Epoch: epoch, Fsync: opts.fsync, Journal: journal}
 	if pre != nil {
 		sh.jobs, so.From, so.Seen = pre.jobs, pre.offset, pre.owner
 	}
@@ -79,6 +83,9 @@ func openShard(set ipc.Settings, n int, epoch uint64, running map[string]int64, 
 		return nil, fmt.Errorf("open shard %d: %w", n, err)
 	}
 	res := opened.Replay
+	if opened.Recovered > 0 {
+		log.Warn("put journaled writes a crash lost back into shard files", "shard", n, "recovered", opened.Recovered)
+	}
 	if res.Trimmed {
 		log.Warn("trimmed torn tail of shard log", "shard", n, "path", sh.path, "bytes", res.TrimmedBytes)
 	}

@@ -78,6 +78,7 @@ type Worker struct {
 // master says Shutdown (nil) or the link breaks (the master is gone), after
 // writing every frame it queued and closing link.
 func Run(link *ipc.Link, index, phase int, log hclog.Logger) error {
+	limitProcs(log)
 	return run(link, index, phase, log, runOptions{})
 }
 
@@ -88,9 +89,13 @@ type runOptions struct {
 	wrapLog func(shard int, l store.ShardLog) store.ShardLog
 	// fsync, when set, replaces fsync(2) for shard logs (fault injection).
 	fsync func(*os.File) error
+	// journal is not a seam: run sets it, so that openShard finds the
+	// worker's journal (journal.go).
+	journal *journals
 }
 
 func run(link *ipc.Link, index, phase int, log hclog.Logger, opts runOptions) error {
+	opts.journal = &journals{log: log, fsync: opts.fsync}
 	w := &Worker{
 		opts: opts,
 		log:  log, link: link, index: index, phase: phase, started: time.Now(),
@@ -476,6 +481,7 @@ func (w *Worker) closeShards() {
 		}
 	}
 	w.shards = map[int]*shard{}
+	w.opts.journal.close()
 }
 
 // shutdown drains executions for up to timeout, records their outcomes and

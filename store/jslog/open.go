@@ -48,15 +48,14 @@ type Opened struct {
 }
 
 // OpenShard fences shard at epoch max(hint, last fence's epoch + 1): it
-// publishes a fence record with Nats-Expected-Last-Sequence, so from then
-// on every append of an earlier owner fails its CAS, and everything that
-// owner had acknowledged is below the fence. If the old owner's in-flight
-// appends land first, it tries again after them; if another opener's
-// fence lands first, it fails with ErrFenced (one of two racing openers
-// wins). Then it replays every message up to the fence into jobs (by
-// batched direct get) and returns the log whose appends follow the fence.
-// Transient errors (no stream leader during an election) are retried
-// until ctx ends.
+// publishes a fence record (see fence), after which the earlier owner
+// acknowledges nothing more, and everything it had acknowledged is below
+// the fence. If another opener's fence lands first, it fails with
+// ErrFenced (one of two racing openers wins). Then it replays every
+// message up to the fence into jobs (by batched direct get) and returns
+// the log whose appends follow the fence (and any leftovers of the
+// earlier owner: settle). Transient errors (no stream leader during an
+// election) are retried until ctx ends.
 func (e *Engine) OpenShard(ctx context.Context, shard int, hint uint64, jobs *store.Jobs) (*ShardLog, Opened, error) {
 	stream := StreamName(e.cfg.Cluster, shard)
 	fence, prev, err := e.fence(ctx, shard, hint)
@@ -209,7 +208,3 @@ func (e *Engine) lastSeq(ctx context.Context, stream string) (uint64, error) {
 		}
 	}
 }
-
-// openTimeout bounds OpenShard for callers with no deadline of their own:
-// a NATS election (up to 9 s) plus a replay.
-const openTimeout = 60 * time.Second

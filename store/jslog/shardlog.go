@@ -85,8 +85,10 @@ type outMsg struct {
 const maxMsgBytes = 256 << 10
 
 // recoverTimeout bounds how long Sync re-sends unacknowledged messages
-// (through a stream leader election, 4–9 s) before the log fails.
-const recoverTimeout = 30 * time.Second
+// (through a stream leader election, 4–9 s) before the log fails. Writes
+// wait meanwhile, so it stays under the master's default worker_timeout
+// (30 s), past which a worker that sent no heartbeat is killed.
+const recoverTimeout = 20 * time.Second
 
 func newShardLog(e *Engine, shard int, epoch, fence uint64, size int64) *ShardLog {
 	l := &ShardLog{e: e, shard: shard, stream: StreamName(e.cfg.Cluster, shard), recSubj: RecSubject(e.cfg.Cluster, shard),
