@@ -44,6 +44,8 @@ type Worker struct {
 	running map[int]map[string]int64
 	// awaiting are jobs of acquired shards still running in an old worker.
 	awaiting map[int]map[string]int64
+	// drains are planned releases waiting for their executions (drain.go).
+	drains []drain
 
 	commit   *committer
 	inbox    chan ipc.Frame
@@ -413,6 +415,9 @@ func (w *Worker) acquire(a ipc.Acquire) {
 // release flushes and closes shards and answers Released with what still
 // runs for them.
 func (w *Worker) release(r ipc.Release) {
+	if w.deferRelease(r) {
+		return // drain.go: answered once its executions ended
+	}
 	w.commit.wait()
 	out := ipc.Released{Seq: r.Seq}
 	var parked []runner.Result
