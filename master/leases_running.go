@@ -48,6 +48,9 @@ func (m *Master) runningOutside(shard int) []ipc.RunningJob {
 			out = append(out, ipc.RunningJob{Shard: o.Shard, JobID: o.JobID, Execution: o.Execution})
 		}
 	}
+	if len(out) > 0 {
+		m.log.Info("opening a shard with executions from before its close; their outcomes are awaited, not run again", "shard", shard, "executions", len(out))
+	}
 	return out
 }
 
