@@ -43,6 +43,7 @@ func (w *Worker) tick(now time.Time) {
 	w.endBatch()
 	w.applyResults()
 	w.finishDrains(now)
+	w.endGraces(now)
 	for _, sh := range w.shards {
 		w.reapCompaction(sh, false)
 		w.maybeCompact(sh, now)

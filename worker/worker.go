@@ -403,6 +403,7 @@ func (w *Worker) acquire(a ipc.Acquire) {
 		if len(byShard[n]) > 0 {
 			w.awaiting[n] = byShard[n]
 		}
+		w.awaitGrace(sh)
 		ready.Shards = append(ready.Shards, n)
 	}
 	sort.Ints(ready.Shards)
