@@ -465,6 +465,9 @@ func (w *Worker) release(r ipc.Release) {
 			out.Running = append(out.Running, ipc.RunningJob{Shard: n, JobID: id, Execution: exec})
 		}
 		for id, exec := range w.awaiting[n] {
+			if g, ok := sh.grace[id]; ok && g == exec {
+				continue // not known to run anywhere (takeover.go): the next owner runs it
+			}
 			out.Running = append(out.Running, ipc.RunningJob{Shard: n, JobID: id, Execution: exec})
 		}
 		delete(w.awaiting, n)
