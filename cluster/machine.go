@@ -526,6 +526,20 @@ func (m *Machine) Opened(now time.Time, n int, epoch uint64, err error) []Action
 	return m.Tick(now)
 }
 
+// Reopened: a shard this host serves was opened again at epoch (its
+// worker was replaced); the next renewal carries it.
+func (m *Machine) Reopened(now time.Time, n int, epoch uint64) []Action {
+	if n < 0 || n >= len(m.shards) {
+		return nil
+	}
+	sh := &m.shards[n]
+	if sh.st == stServing && epoch > sh.epoch {
+		sh.epoch = epoch
+		sh.maxEpoch = max(sh.maxEpoch, epoch)
+	}
+	return m.Tick(now)
+}
+
 // Closed answers ActClose.
 func (m *Machine) Closed(now time.Time, n int) []Action {
 	if n < 0 || n >= len(m.shards) {

@@ -296,3 +296,18 @@ func TestSimOutageMarkersMissed(t *testing.T) {
 	took := s.runUntil(15*time.Second, "served again", func() bool { return s.served() == 16 })
 	t.Logf("served again %s after the watches came back", took)
 }
+
+// A shard reopened at a higher epoch on this host (its worker was
+// replaced) shows the new epoch in its lease, and so in every route.
+func TestSimReopenedEpochInLease(t *testing.T) {
+	s := newSim(t, 1, "h1", "h2")
+	s.runUntil(5*time.Second, "served", func() bool { return s.served() == 1 })
+	owner := s.host("h1")
+	if !owner.serving[0] {
+		owner = s.host("h2")
+	}
+	s.do(owner, owner.m.Reopened(s.now, 0, 99))
+	s.runUntil(time.Second, "epoch 99 in every route", func() bool {
+		return s.host("h1").routes[0].Epoch == 99 && s.host("h2").routes[0].Epoch == 99
+	})
+}

@@ -225,6 +225,12 @@ func (g *Manager) Closed(shard int) {
 	g.post(func(now time.Time) []Action { return g.m.Closed(now, shard) })
 }
 
+// Reopened: the shard, still leased here, was opened again at epoch (a
+// crashed worker's replacement); the lease shows it from the next renewal.
+func (g *Manager) Reopened(shard int, epoch uint64) {
+	g.post(func(now time.Time) []Action { return g.m.Reopened(now, shard, epoch) })
+}
+
 // Fenced: the shard's stream refused this host's write.
 func (g *Manager) Fenced(shard int) {
 	g.post(func(now time.Time) []Action { return g.m.Fenced(now, shard) })

@@ -119,8 +119,14 @@ func (m *Master) replaceSlot(i, phase int) error {
 	// map is the truth): after an aborted rollout some may still be with
 	// an older draining worker rather than with old.
 	for _, sh := range shards {
+		if !m.slotHas(s, sh) {
+			continue // its lease moved to another host meanwhile (JetStream mode)
+		}
 		from := m.awaitOwner(sh)
 		if from == np {
+			continue
+		}
+		if from == nil && !m.slotHas(s, sh) {
 			continue
 		}
 		if from == nil {
@@ -132,6 +138,13 @@ func (m *Master) replaceSlot(i, phase int) error {
 	}
 	m.retireEmpty(s)
 	return nil
+}
+
+// slotHas reports whether shard n is still one of slot s's shards.
+func (m *Master) slotHas(s *slot, n int) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Contains(s.shards, n)
 }
 
 // retireEmpty drains and stops the old workers of s that own no shards

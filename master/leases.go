@@ -411,6 +411,26 @@ func (h *hostLeases) ownerOf(shard int) *proc {
 	return nil
 }
 
+// noteReopened: a worker booted with shards (a crashed worker's
+// replacement) opened them at these epochs; the leases show them from the
+// next renewal.
+func (m *Master) noteReopened(epochs map[int]uint64) {
+	h := m.hosts
+	if h == nil || h.mgr == nil {
+		return
+	}
+	for n, e := range epochs {
+		if n >= 0 && n < len(h.local) {
+			h.mu.Lock()
+			if h.local[n] == localOpen {
+				h.epoch[n] = max(h.epoch[n], e)
+			}
+			h.mu.Unlock()
+			h.mgr.Reopened(n, e)
+		}
+	}
+}
+
 // noteFenced: a worker reports shards whose stream another host fenced.
 func (m *Master) noteFenced(p *proc, shards []int) {
 	h := m.hosts

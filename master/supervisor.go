@@ -117,6 +117,7 @@ func (m *Master) handshake(p *proc, shards []int, running []ipc.RunningJob) erro
 		for shard, e := range r.ShardErrors {
 			p.log.Error("shard cannot be served", "shard", shard, "error", e)
 		}
+		m.noteReopened(r.Epochs)
 	case <-p.linkDone:
 		return fmt.Errorf("exited while booting: %v", p.waitExit(time.Second))
 	case <-deadline.C:
