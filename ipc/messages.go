@@ -131,6 +131,11 @@ type Release struct {
 	Shards []int `json:"shards"`
 	// Seq is echoed in the Released.
 	Seq uint64 `json:"seq,omitempty"`
+	// DrainNs > 0 (a planned hand-over to another host): the worker stops
+	// triggering the shards' jobs and waits up to DrainNs for their
+	// running executions to end and their outcomes to be written before
+	// it closes them; what still runs then is listed in Released.Running.
+	DrainNs int64 `json:"drain_ns,omitempty"`
 }
 
 // Released confirms a Release. Running lists executions of those shards still

@@ -285,7 +285,8 @@ func (h *hostLeases) open(shard int, hint uint64) (uint64, error) {
 		return 0, err
 	}
 	m.setShards([]int{shard}, shardAcquiring, p, "lease acquired")
-	ready, err := request(p, ipc.TypeAcquire, ipc.Acquire{Shards: []int{shard}, Epoch: hint}, p.ready, m.cfg.Cluster.WorkerBootTimeout.Duration,
+	running := m.runningOutside(shard) // leases_running.go
+	ready, err := request(p, ipc.TypeAcquire, ipc.Acquire{Shards: []int{shard}, Running: running, Epoch: hint}, p.ready, m.cfg.Cluster.WorkerBootTimeout.Duration,
 		func(r ipc.Ready) uint64 { return r.Seq }, func(a *ipc.Acquire, seq uint64) { a.Seq = seq })
 	if err == nil && ready.Error != "" {
 		err = errors.New(ready.Error)
@@ -301,6 +302,7 @@ func (h *hostLeases) open(shard int, hint uint64) (uint64, error) {
 		h.applyRoute(shard)
 		return 0, fmt.Errorf("open shard %d on worker %d: %w", shard, p.index, err)
 	}
+	m.spans.reclaimed(p, running) // its own: it records them itself
 	epoch := hint
 	if e, ok := ready.Epochs[shard]; ok {
 		epoch = e
@@ -339,7 +341,7 @@ func (h *hostLeases) close(shard int, why string) {
 			owner.mu.Lock()
 			owner.shards = slices.DeleteFunc(slices.Clone(owner.shards), func(n int) bool { return n == shard })
 			owner.mu.Unlock()
-			rel, err := request(owner, ipc.TypeRelease, ipc.Release{Shards: []int{shard}}, owner.released, m.cfg.Cluster.WorkerBootTimeout.Duration,
+			rel, err := request(owner, ipc.TypeRelease, ipc.Release{Shards: []int{shard}, DrainNs: h.drainFor(why)}, owner.released, m.cfg.Cluster.WorkerBootTimeout.Duration,
 				func(r ipc.Released) uint64 { return r.Seq }, func(r *ipc.Release, seq uint64) { r.Seq = seq })
 			switch {
 			case err != nil:

@@ -371,10 +371,10 @@ func (r *Router) retryNotOwned(now time.Time) {
 }
 
 // forwardOutcomeLocal hands an outcome another master forwarded to the
-// local owner of its shard, or keeps it for the next local owner while
-// that one restarts. It reports false when this host does not own the
-// shard: it is not sent on (no second hop), and the job runs again at its
-// owner (at least once).
+// local owner of its shard, or keeps it for the shard's next owner while
+// it has none (a restart, a takeover under way). It reports false when
+// another host owns the shard: it is not sent on, and the job runs again
+// at its owner (at least once).
 func (r *Router) forwardOutcomeLocal(o ipc.Outcome) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -382,9 +382,12 @@ func (r *Router) forwardOutcomeLocal(o ipc.Outcome) bool {
 		return false
 	}
 	sr := &r.shards[o.Shard]
-	if sr.rem.kind != routeLocal {
+	if sr.rem.kind == routeRemote {
 		return false
 	}
+	// Unowned: kept like a local one; this host may be opening the shard
+	// (its worker awaits the previous host's outcomes, takeover.go), and
+	// if another host gets it the outcome goes there with the held requests.
 	if sr.owner == nil || sr.owner.link.PostJSON(ipc.TypeOutcome, o) != nil {
 		if len(sr.outcomes) >= maxHeldOutcomes {
 			return false

@@ -100,6 +100,9 @@ func (w *Worker) openStreamShard(n int, hint uint64, running map[string]int64, r
 	if w.opts.wrapLog != nil {
 		sh.log = w.opts.wrapLog(n, sh.log)
 	}
+	if reopen == nil && opened.Previous.Host != "" && opened.Previous.Host != e.Config().Host {
+		running = sh.awaitTakeover(running) // takeover.go
+	}
 	rerun := replanTriggered(sh, running)
 	w.log.Debug("shard opened from its stream", "shard", n, "records", opened.Records, "messages", opened.Messages,
 		"jobs", sh.jobs.Len(), "rerun", rerun, "epoch", opened.Epoch, "fence_seq", opened.FenceSeq,

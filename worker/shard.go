@@ -39,6 +39,10 @@ type shard struct {
 	// openedAt is when this worker opened the shard (wall clock, ns): a
 	// job whose last run started since was planned or triggered at open.
 	openedAt int64
+	// grace are jobs another host left triggered, awaited until graceUntil
+	// (takeover.go).
+	grace      map[string]int64
+	graceUntil time.Time
 
 	compaction  string // idle, running, success, failure
 	lastCompact time.Time

@@ -18,6 +18,9 @@ func (w *Worker) tick(now time.Time) {
 	w.lastTick = now
 	ns := now.UnixNano()
 	for _, sh := range w.shards {
+		if w.draining(sh.id) {
+			continue // being handed over: its next owner triggers it
+		}
 		plan := Due(sh.jobs, w.rules, ns, maxTriggersPerTick)
 		for _, t := range plan {
 			w.lateness.add(ns - t.record.Job.Execution)
@@ -39,6 +42,8 @@ func (w *Worker) tick(now time.Time) {
 	}
 	w.endBatch()
 	w.applyResults()
+	w.finishDrains(now)
+	w.endGraces(now)
 	for _, sh := range w.shards {
 		w.reapCompaction(sh, false)
 		w.maybeCompact(sh, now)

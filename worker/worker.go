@@ -44,6 +44,8 @@ type Worker struct {
 	running map[int]map[string]int64
 	// awaiting are jobs of acquired shards still running in an old worker.
 	awaiting map[int]map[string]int64
+	// drains are planned releases waiting for their executions (drain.go).
+	drains []drain
 
 	commit   *committer
 	inbox    chan *frameBatch // from readLoop (inbox.go)
@@ -427,6 +429,7 @@ func (w *Worker) acquire(a ipc.Acquire) {
 		if len(byShard[n]) > 0 {
 			w.awaiting[n] = byShard[n]
 		}
+		w.awaitGrace(sh)
 		ready.Shards = append(ready.Shards, n)
 	}
 	sort.Ints(ready.Shards)
@@ -439,6 +442,9 @@ func (w *Worker) acquire(a ipc.Acquire) {
 // release flushes and closes shards and answers Released with what still
 // runs for them.
 func (w *Worker) release(r ipc.Release) {
+	if w.deferRelease(r) {
+		return // drain.go: answered once its executions ended
+	}
 	w.commit.wait()
 	out := ipc.Released{Seq: r.Seq}
 	var parked []runner.Result
@@ -485,6 +491,9 @@ func (w *Worker) release(r ipc.Release) {
 			out.Running = append(out.Running, ipc.RunningJob{Shard: n, JobID: id, Execution: exec})
 		}
 		for id, exec := range w.awaiting[n] {
+			if g, ok := sh.grace[id]; ok && g == exec {
+				continue // not known to run anywhere (takeover.go): the next owner runs it
+			}
 			out.Running = append(out.Running, ipc.RunningJob{Shard: n, JobID: id, Execution: exec})
 		}
 		delete(w.awaiting, n)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/tockd/tock/master"
@@ -44,8 +45,10 @@ func waitRollout(cl *ctlClient, before master.Stats, timeout time.Duration) erro
 	target := before.Phase + 1
 	fmt.Printf("phased restart to phase %d of %d workers\n", target, before.Workers)
 	pidsBefore := map[int]int{}
+	shardsBefore := map[int][]int{}
 	for _, w := range before.WorkerStatus {
 		pidsBefore[w.Index] = w.PID
+		shardsBefore[w.Index] = w.Shards
 	}
 	reported := map[int]bool{}
 	deadline := time.Now().Add(timeout)
@@ -58,7 +61,7 @@ func waitRollout(cl *ctlClient, before master.Stats, timeout time.Duration) erro
 		done := st.Phase >= target && !pr.InProgress && st.OldWorkers == 0
 		for _, w := range st.WorkerStatus {
 			if w.Phase >= target && w.Booted && !w.Draining && !reported[w.Index] &&
-				(done || handedOver(st, w)) {
+				(done || handedOver(st, w, shardsBefore[w.Index])) {
 				reported[w.Index] = true
 				fmt.Printf("worker %d: pid %d -> %d, phase %d, booted, shards %s\n",
 					w.Index, pidsBefore[w.Index], w.PID, w.Phase, shardList(w.Shards))
@@ -79,11 +82,18 @@ func waitRollout(cl *ctlClient, before master.Stats, timeout time.Duration) erro
 }
 
 // handedOver reports whether the worker its new replacement w took over
-// from has released all its shards: a new worker boots with none and
+// from has released all its shards and w has every shard of had (what
+// that index had before the rollout): a new worker boots with none and
 // receives them one at a time, so before that its shard list is partial.
-func handedOver(st master.Stats, w master.WorkerStats) bool {
+// A shard between the two (released, not yet acquired) is in neither list.
+func handedOver(st master.Stats, w master.WorkerStats, had []int) bool {
 	for _, o := range st.WorkerStatus {
 		if o.Index == w.Index && o.PID != w.PID && len(o.Shards) > 0 {
+			return false
+		}
+	}
+	for _, n := range had {
+		if !slices.Contains(w.Shards, n) {
 			return false
 		}
 	}
